@@ -1,0 +1,257 @@
+//! JSON bodies of the client protocol (sections 1.4, 1.5, 3.3, 5.1), parsed tolerantly.
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use serde_json::Value;
+
+/// A `/configs` 200 body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigBody {
+    pub release_key: String,
+    pub payload: ConfigPayload,
+}
+
+/// Full configurations or incremental changes (section 1.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConfigPayload {
+    Full(BTreeMap<String, String>),
+    Incremental(Vec<IncrementalChange>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IncrementalChange {
+    pub key: String,
+    pub new_value: Option<String>,
+    pub delete: bool,
+}
+
+/// Gson turns numbers and booleans into strings when the target is a `String`.
+fn scalar_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+pub(crate) fn parse_config(body: &[u8]) -> Result<ConfigBody, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let obj = v.as_object().ok_or("body is not a JSON object")?;
+    let release_key = obj
+        .get("releaseKey")
+        .and_then(scalar_string)
+        .ok_or("missing releaseKey")?;
+    let sync = obj
+        .get("configSyncType")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .unwrap_or("");
+    if sync.is_empty() || sync.eq_ignore_ascii_case("FullSync") {
+        let confs = obj
+            .get("configurations")
+            .and_then(Value::as_object)
+            .ok_or("full sync without configurations")?;
+        let mut map = BTreeMap::new();
+        for (k, v) in confs {
+            match v {
+                Value::Null => {}
+                other => {
+                    let s = scalar_string(other).ok_or("configuration value is not a string")?;
+                    map.insert(k.clone(), s);
+                }
+            }
+        }
+        return Ok(ConfigBody { release_key, payload: ConfigPayload::Full(map) });
+    }
+    if !sync.eq_ignore_ascii_case("IncrementalSync") {
+        return Err(alloc::format!("invalid config sync type {sync:?}"));
+    }
+    let list = obj
+        .get("configurationChanges")
+        .and_then(Value::as_array)
+        .ok_or("incremental sync without configurationChanges")?;
+    let mut changes = Vec::with_capacity(list.len());
+    for item in list {
+        let key = item.get("key").and_then(scalar_string).ok_or("change without key")?;
+        let kind = item
+            .get("configurationChangeType")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .ok_or("change without configurationChangeType")?;
+        let new_value = item.get("newValue").and_then(scalar_string);
+        let delete = if kind.eq_ignore_ascii_case("DELETED") {
+            true
+        } else if kind.eq_ignore_ascii_case("ADDED") || kind.eq_ignore_ascii_case("MODIFIED") {
+            if new_value.is_none() {
+                return Err(alloc::format!("{kind} change of {key:?} without newValue"));
+            }
+            false
+        } else {
+            return Err(alloc::format!("unknown change type {kind:?}"));
+        };
+        changes.push(IncrementalChange { key, new_value, delete });
+    }
+    Ok(ConfigBody { release_key, payload: ConfigPayload::Incremental(changes) })
+}
+
+/// One entry of a `/notifications/v2` 200 body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Notification {
+    pub namespace: String,
+    pub id: i64,
+    pub messages: BTreeMap<String, i64>,
+}
+
+pub(crate) fn parse_notifications(body: &[u8]) -> Result<Vec<Notification>, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let arr = v.as_array().ok_or("body is not a JSON array")?;
+    let mut out = Vec::with_capacity(arr.len());
+    for item in arr {
+        let namespace = item
+            .get("namespaceName")
+            .and_then(Value::as_str)
+            .ok_or("notification without namespaceName")?
+            .to_string();
+        let id = item
+            .get("notificationId")
+            .and_then(Value::as_i64)
+            .ok_or("notification without numeric notificationId")?;
+        let mut messages = BTreeMap::new();
+        if let Some(details) = item
+            .get("messages")
+            .and_then(|m| m.get("details"))
+            .and_then(Value::as_object)
+        {
+            for (k, v) in details {
+                if let Some(n) = v.as_i64() {
+                    messages.insert(k.clone(), n);
+                }
+            }
+        }
+        out.push(Notification { namespace, id, messages });
+    }
+    Ok(out)
+}
+
+/// Home page URLs from a `/services/config` body, each ending in `/`.
+pub(crate) fn parse_services(body: &[u8]) -> Result<Vec<String>, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let arr = v.as_array().ok_or("body is not a JSON array")?;
+    let mut out: Vec<String> = Vec::with_capacity(arr.len());
+    for item in arr {
+        if let Some(url) = item.get("homepageUrl").and_then(Value::as_str) {
+            let url = url.trim();
+            if crate::url::is_http_url(url) {
+                let u = with_slash(url);
+                if !out.contains(&u) {
+                    out.push(u);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn with_slash(url: &str) -> String {
+    let mut u = url.to_string();
+    if !u.ends_with('/') {
+        u.push('/');
+    }
+    u
+}
+
+/// `[{"namespaceName":..,"notificationId":..},...]` as the Java client's Gson writes it.
+pub(crate) fn notifications_param<'a>(entries: impl Iterator<Item = (&'a str, i64)>) -> String {
+    let mut s = String::from("[");
+    for (i, (ns, id)) in entries.enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str("{\"namespaceName\":");
+        s.push_str(&json_string(ns));
+        s.push_str(",\"notificationId\":");
+        s.push_str(&id.to_string());
+        s.push('}');
+    }
+    s.push(']');
+    s
+}
+
+/// `{"details":{key:id,...}}` with sorted keys, as `ApolloNotificationMessages` serialises.
+pub(crate) fn messages_param(details: &BTreeMap<String, i64>) -> String {
+    let mut s = String::from("{\"details\":{");
+    for (i, (k, v)) in details.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&json_string(k));
+        s.push(':');
+        s.push_str(&v.to_string());
+    }
+    s.push_str("}}");
+    s
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| String::from("\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_config() {
+        let b = br#"{"appId":"a","cluster":"default","namespaceName":"application","configurations":{"k":"v\u003d","n":1},"releaseKey":"20170430092936-dee2d58e74515ff3"}"#;
+        let c = parse_config(b).unwrap();
+        assert_eq!(c.release_key, "20170430092936-dee2d58e74515ff3");
+        let ConfigPayload::Full(m) = c.payload else { panic!() };
+        assert_eq!(m.get("k").map(String::as_str), Some("v="));
+        assert_eq!(m.get("n").map(String::as_str), Some("1"));
+    }
+
+    #[test]
+    fn incremental_config() {
+        let b = br#"{"releaseKey":"k2","configSyncType":"IncrementalSync","configurationChanges":[{"key":"a","newValue":"1","configurationChangeType":"ADDED"},{"key":"b","configurationChangeType":"DELETED"},{"key":"c","newValue":"3","configurationChangeType":" modified "}]}"#;
+        let c = parse_config(b).unwrap();
+        let ConfigPayload::Incremental(ch) = c.payload else { panic!() };
+        assert_eq!(ch.len(), 3);
+        assert!(ch[1].delete);
+        assert!(parse_config(br#"{"releaseKey":"k","configSyncType":"Weird"}"#).is_err());
+        assert!(parse_config(br#"{"releaseKey":"k","configSyncType":"IncrementalSync","configurationChanges":[{"key":"a","configurationChangeType":"X"}]}"#).is_err());
+    }
+
+    #[test]
+    fn bad_bodies() {
+        assert!(parse_config(b"").is_err());
+        assert!(parse_config(b"[1]").is_err());
+        assert!(parse_config(br#"{"releaseKey":"k"}"#).is_err());
+        assert!(parse_notifications(b"{").is_err());
+        assert!(parse_services(b"null").is_err());
+    }
+
+    #[test]
+    fn notifications_and_params() {
+        let b = br#"[{"namespaceName":"application","notificationId":101,"messages":{"details":{"SampleApp+default+application":101}}}]"#;
+        let n = parse_notifications(b).unwrap();
+        assert_eq!(n[0].id, 101);
+        assert_eq!(n[0].messages.get("SampleApp+default+application"), Some(&101));
+        assert_eq!(
+            notifications_param([("application", -1)].into_iter()),
+            r#"[{"namespaceName":"application","notificationId":-1}]"#
+        );
+        let mut m = BTreeMap::new();
+        m.insert(String::from("b+default+x"), 2);
+        m.insert(String::from("a+default+x"), 1);
+        assert_eq!(messages_param(&m), r#"{"details":{"a+default+x":1,"b+default+x":2}}"#);
+    }
+
+    #[test]
+    fn services() {
+        let b = br#"[{"appName":"apollo-configservice","instanceId":"x","homepageUrl":"http://10.0.0.1:8080"},{"homepageUrl":"not a url"},{"homepageUrl":"http://10.0.0.1:8080/"}]"#;
+        assert_eq!(parse_services(b).unwrap(), alloc::vec![String::from("http://10.0.0.1:8080/")]);
+        assert!(parse_services(b"[]").unwrap().is_empty());
+    }
+}

