@@ -1,2 +1,71 @@
-//! Project scripts. `cargo xtask test` runs every check CI runs.
-fn main() {}
+//! Project scripts, runnable locally and in CI.
+//!
+//! - `cargo xtask test`: every check CI runs (format, lint, tests, docs, the `no_std`
+//!   build, and the steps later parts add). Prints `N passed, N failed` and exits
+//!   non-zero on any failure.
+//! - `cargo xtask bench`: benchmarks that print numbers (never asserted).
+
+mod step;
+mod wasm;
+
+use std::process::ExitCode;
+
+use step::{Runner, cargo, cmd};
+
+/// A target without `std`, to prove the core is `no_std`.
+const NO_STD_TARGET: &str = "x86_64-unknown-none";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = args.first().map(String::as_str).unwrap_or("help");
+    let rest = args.get(1..).unwrap_or(&[]);
+    match task {
+        "test" => test(rest),
+        "bench" => bench(),
+        "wasm" => wasm::build_only(),
+        _ => {
+            eprintln!("usage: cargo xtask test [--quick] | bench | wasm");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn test(rest: &[String]) -> ExitCode {
+    let quick = rest.iter().any(|a| a == "--quick");
+    let mut r = Runner::new();
+    r.step("cargo fmt --check", || cargo(&["fmt", "--all", "--", "--check"]));
+    r.step("cargo clippy (all targets, -D warnings)", || {
+        cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+    });
+    r.step("cargo test (workspace)", || cargo(&["test", "--workspace"]));
+    r.step("cargo test apolloconf-core without default features", || {
+        cargo(&["test", "-p", "apolloconf-core", "--no-default-features"])
+    });
+    r.step("rustdoc without warnings", || {
+        cmd("cargo", &["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-Dwarnings").ok()
+    });
+    r.step(&format!("no_std build of apolloconf-core ({NO_STD_TARGET})"), || {
+        cmd("rustup", &["target", "add", NO_STD_TARGET]).ok()
+            && cargo(&["build", "-p", "apolloconf-core", "--no-default-features", "--target", NO_STD_TARGET])
+    });
+    if !quick {
+        r.step("core fault simulation (seeds, release build)", || {
+            cmd("cargo", &["test", "--release", "-p", "apolloconf-core", "--test", "faults", "--", "--nocapture"])
+                .env("APOLLOCONF_SEEDS", "1000")
+                .ok()
+        });
+        wasm::steps(&mut r);
+    }
+    r.finish()
+}
+
+fn bench() -> ExitCode {
+    let mut r = Runner::new();
+    r.step("core fault simulation throughput", || {
+        cmd("cargo", &["test", "--release", "-p", "apolloconf-core", "--test", "faults", "--", "--nocapture"])
+            .env("APOLLOCONF_SEEDS", "2000")
+            .ok()
+    });
+    wasm::bench(&mut r);
+    r.finish()
+}
