@@ -36,6 +36,8 @@ pub struct Registration<'a> {
     hub: &'a Hub,
     id: u64,
     keys: Vec<String>,
+    // Keeps the sender alive for a poll without watch keys (held until timeout).
+    _waiter: Arc<Waiter>,
     /// Receives the wake-up.
     pub rx: oneshot::Receiver<Wake>,
 }
@@ -79,6 +81,7 @@ impl Hub {
             hub: self,
             id,
             keys: lower,
+            _waiter: waiter,
             rx,
         }
     }

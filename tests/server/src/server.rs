@@ -594,17 +594,17 @@ pub(crate) fn services_json(list: &[ServiceInstance]) -> String {
     s
 }
 
-/// Splits `/prefix/{appId}/{cluster}/{namespace}` into decoded segments.
-fn three_segments(rest: &str) -> Option<[String; 3]> {
+/// Splits `/prefix/{appId}/{cluster}/{namespace}` into decoded segments:
+/// `Err(404)` when the shape is wrong, `Err(400)` on bad percent-encoding.
+fn three_segments(rest: &str, path: &str) -> Result<[String; 3], Resp> {
     let parts: Vec<&str> = rest.split('/').collect();
     if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
-        return None;
+        return Err(spring_error(404, "Not Found", path));
     }
-    Some([
-        path_decode(parts[0])?,
-        path_decode(parts[1])?,
-        path_decode(parts[2])?,
-    ])
+    let dec = |s: &str| {
+        path_decode(s).ok_or_else(|| bad_request("malformed percent-encoding in path"))
+    };
+    Ok([dec(parts[0])?, dec(parts[1])?, dec(parts[2])?])
 }
 
 #[derive(serde::Deserialize)]
@@ -658,8 +658,9 @@ fn resolve(
 }
 
 fn configs(ctx: &Ctx<'_>) -> Resp {
-    let Some([app, cluster, ns]) = three_segments(&ctx.path["/configs/".len()..]) else {
-        return spring_error(404, "Not Found", ctx.path);
+    let [app, cluster, ns] = match three_segments(&ctx.path["/configs/".len()..], ctx.path) {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     if let Some(r) = ctx.authenticate(&app) {
         return r;
@@ -770,8 +771,9 @@ fn configfiles(ctx: &Ctx<'_>) -> Resp {
     } else {
         ("text", rest)
     };
-    let Some([app, cluster, ns]) = three_segments(rest) else {
-        return spring_error(404, "Not Found", ctx.path);
+    let [app, cluster, ns] = match three_segments(rest, ctx.path) {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     if let Some(r) = ctx.authenticate(&app) {
         return r;
