@@ -345,14 +345,20 @@ fn record(inst: &Instance, req: &Request<Incoming>, kind: &str) {
 }
 
 fn pad_body(kind: &str, bytes: usize) -> String {
-    let pad = "x".repeat(bytes.saturating_sub(120));
-    if kind == "notifications" {
-        format!("[{{\"namespaceName\":\"{pad}\",\"notificationId\":1}}]")
+    let (head, tail) = if kind == "notifications" {
+        ("[{\"namespaceName\":\"", "\",\"notificationId\":1}]")
     } else {
-        format!(
-            "{{\"appId\":\"oversized\",\"cluster\":\"default\",\"namespaceName\":\"application\",\"configurations\":{{\"pad\":\"{pad}\"}},\"releaseKey\":\"oversized\"}}"
+        (
+            "{\"appId\":\"oversized\",\"cluster\":\"default\",\"namespaceName\":\"application\",\"configurations\":{\"pad\":\"",
+            "\"},\"releaseKey\":\"oversized\"}",
         )
-    }
+    };
+    let pad = bytes.saturating_sub(head.len() + tail.len());
+    let mut s = String::with_capacity(head.len() + pad + tail.len());
+    s.push_str(head);
+    s.extend(std::iter::repeat_n('x', pad));
+    s.push_str(tail);
+    s
 }
 
 async fn handle(
