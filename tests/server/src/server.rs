@@ -607,9 +607,8 @@ fn three_segments(rest: &str, path: &str) -> Result<[String; 3], Resp> {
     if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
         return Err(spring_error(404, "Not Found", path));
     }
-    let dec = |s: &str| {
-        path_decode(s).ok_or_else(|| bad_request("malformed percent-encoding in path"))
-    };
+    let dec =
+        |s: &str| path_decode(s).ok_or_else(|| bad_request("malformed percent-encoding in path"));
     Ok([dec(parts[0])?, dec(parts[1])?, dec(parts[2])?])
 }
 

@@ -14,64 +14,207 @@ const A: &str = "SampleApp";
 fn admin_http_full_flow() {
     let s = server(5000);
     let r = admin(&s, "POST", "/__admin/apps", "{\"appId\":\"App1\"}");
-    assert_eq!((r.status, r.text()), (200, "{\"appId\":\"App1\"}".to_string()));
-    let r = admin(&s, "POST", "/__admin/apps/Owner/namespaces", "{\"name\":\"FX.apollo\",\"format\":\"properties\",\"public\":true}");
-    assert_eq!(r.json(), serde_json::json!({"appId":"Owner","namespaceName":"FX.apollo","format":"properties","public":true}));
-    let r = admin(&s, "POST", "/__admin/apps/App1/namespaces", "{\"name\":\"cfg\",\"format\":\"yaml\"}");
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "{\"appId\":\"App1\"}".to_string())
+    );
+    let r = admin(
+        &s,
+        "POST",
+        "/__admin/apps/Owner/namespaces",
+        "{\"name\":\"FX.apollo\",\"format\":\"properties\",\"public\":true}",
+    );
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"appId":"Owner","namespaceName":"FX.apollo","format":"properties","public":true})
+    );
+    let r = admin(
+        &s,
+        "POST",
+        "/__admin/apps/App1/namespaces",
+        "{\"name\":\"cfg\",\"format\":\"yaml\"}",
+    );
     assert_eq!(r.json()["namespaceName"], "cfg.yaml");
     // Publish keeps the item order of the request body.
-    let r = admin(&s, "POST", "/__admin/apps/App1/clusters/default/namespaces/application/releases", "{\"configurations\":{\"z\":\"1\",\"a\":\"2\",\"n\":3}}");
+    let r = admin(
+        &s,
+        "POST",
+        "/__admin/apps/App1/clusters/default/namespaces/application/releases",
+        "{\"configurations\":{\"z\":\"1\",\"a\":\"2\",\"n\":3}}",
+    );
     assert_eq!(r.status, 200);
     let rel = r.json();
     let key = rel["releaseKey"].as_str().expect("key").to_string();
     let first_id = rel["messageId"].as_i64().expect("id");
     let v = get(&s, "/configs/App1/default/application").text();
-    assert!(v.contains("\"configurations\":{\"z\":\"1\",\"a\":\"2\",\"n\":\"3\"}"), "{v}");
-    let r = admin(&s, "POST", "/__admin/apps/App1/clusters/default/namespaces/cfg.yaml/releases", "{\"content\":\"a: 1\\n\"}");
+    assert!(
+        v.contains("\"configurations\":{\"z\":\"1\",\"a\":\"2\",\"n\":\"3\"}"),
+        "{v}"
+    );
+    let r = admin(
+        &s,
+        "POST",
+        "/__admin/apps/App1/clusters/default/namespaces/cfg.yaml/releases",
+        "{\"content\":\"a: 1\\n\"}",
+    );
     assert_eq!(r.status, 200);
-    assert_eq!(get(&s, "/configfiles/raw/App1/default/cfg.yaml").text(), "a: 1\n");
+    assert_eq!(
+        get(&s, "/configfiles/raw/App1/default/cfg.yaml").text(),
+        "a: 1\n"
+    );
     // Second release then rollback.
-    let r2 = admin(&s, "POST", "/__admin/apps/App1/clusters/default/namespaces/application/releases", "{\"configurations\":{\"z\":\"9\"}}").json();
+    let r2 = admin(
+        &s,
+        "POST",
+        "/__admin/apps/App1/clusters/default/namespaces/application/releases",
+        "{\"configurations\":{\"z\":\"9\"}}",
+    )
+    .json();
     assert!(r2["messageId"].as_i64().expect("id") > first_id);
-    let rb = admin(&s, "POST", "/__admin/apps/App1/clusters/default/namespaces/application/rollback", "").json();
+    let rb = admin(
+        &s,
+        "POST",
+        "/__admin/apps/App1/clusters/default/namespaces/application/rollback",
+        "",
+    )
+    .json();
     assert_eq!(rb["releaseKey"], key.as_str());
-    assert_eq!(get(&s, "/configs/App1/default/application").json()["releaseKey"], key.as_str());
+    assert_eq!(
+        get(&s, "/configs/App1/default/application").json()["releaseKey"],
+        key.as_str()
+    );
     // Gray over HTTP.
-    let b = admin(&s, "POST", "/__admin/apps/App1/clusters/default/namespaces/application/gray", "").json();
+    let b = admin(
+        &s,
+        "POST",
+        "/__admin/apps/App1/clusters/default/namespaces/application/gray",
+        "",
+    )
+    .json();
     let branch = b["branchName"].as_str().expect("branch").to_string();
-    assert_eq!(admin(&s, "POST", "/__admin/apps/App1/clusters/default/namespaces/application/gray/releases", "{\"configurations\":{\"z\":\"gray\"}}").status, 200);
-    assert_eq!(admin(&s, "PUT", "/__admin/apps/App1/clusters/default/namespaces/application/gray/rules", "{\"rules\":[{\"clientAppId\":\"App1\",\"ips\":[\"1.2.3.4\"]}]}").status, 200);
+    assert_eq!(
+        admin(
+            &s,
+            "POST",
+            "/__admin/apps/App1/clusters/default/namespaces/application/gray/releases",
+            "{\"configurations\":{\"z\":\"gray\"}}"
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        admin(
+            &s,
+            "PUT",
+            "/__admin/apps/App1/clusters/default/namespaces/application/gray/rules",
+            "{\"rules\":[{\"clientAppId\":\"App1\",\"ips\":[\"1.2.3.4\"]}]}"
+        )
+        .status,
+        200
+    );
     let v = get(&s, "/configs/App1/default/application?ip=1.2.3.4").json();
-    assert_eq!((v["cluster"].as_str(), v["configurations"]["z"].as_str()), (Some(branch.as_str()), Some("gray")));
-    assert_eq!(admin(&s, "POST", "/__admin/apps/App1/clusters/default/namespaces/application/gray/merge", "").status, 200);
+    assert_eq!(
+        (v["cluster"].as_str(), v["configurations"]["z"].as_str()),
+        (Some(branch.as_str()), Some("gray"))
+    );
+    assert_eq!(
+        admin(
+            &s,
+            "POST",
+            "/__admin/apps/App1/clusters/default/namespaces/application/gray/merge",
+            ""
+        )
+        .status,
+        200
+    );
     let v = get(&s, "/configs/App1/default/application?ip=9.9.9.9").json();
     assert_eq!(v["configurations"]["z"], "gray");
-    assert_eq!(admin(&s, "DELETE", "/__admin/apps/App1/clusters/default/namespaces/application/gray", "").status, 404);
+    assert_eq!(
+        admin(
+            &s,
+            "DELETE",
+            "/__admin/apps/App1/clusters/default/namespaces/application/gray",
+            ""
+        )
+        .status,
+        404
+    );
     // Access keys.
-    let k = admin(&s, "POST", "/__admin/apps/App1/accesskeys", "{\"secret\":\"s1\",\"mode\":\"FILTER\"}").json();
+    let k = admin(
+        &s,
+        "POST",
+        "/__admin/apps/App1/accesskeys",
+        "{\"secret\":\"s1\",\"mode\":\"FILTER\"}",
+    )
+    .json();
     assert_eq!(k["enabled"], true);
     assert_eq!(get(&s, "/configs/App1/default/application").status, 401);
     let id = k["id"].as_u64().expect("id");
-    assert_eq!(admin(&s, "PUT", &format!("/__admin/apps/App1/accesskeys/{id}"), "{\"enabled\":false}").json()["enabled"], false);
+    assert_eq!(
+        admin(
+            &s,
+            "PUT",
+            &format!("/__admin/apps/App1/accesskeys/{id}"),
+            "{\"enabled\":false}"
+        )
+        .json()["enabled"],
+        false
+    );
     assert_eq!(get(&s, "/configs/App1/default/application").status, 200);
-    assert_eq!(admin(&s, "DELETE", &format!("/__admin/apps/App1/accesskeys/{id}"), "").status, 200);
-    assert_eq!(admin(&s, "GET", "/__admin/apps/App1/accesskeys", "").text(), "[]");
+    assert_eq!(
+        admin(
+            &s,
+            "DELETE",
+            &format!("/__admin/apps/App1/accesskeys/{id}"),
+            ""
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        admin(&s, "GET", "/__admin/apps/App1/accesskeys", "").text(),
+        "[]"
+    );
     // Settings, switches, services.
-    assert_eq!(admin(&s, "PUT", "/__admin/settings", "{\"holdMs\":250}").json()["holdMs"], 250);
+    assert_eq!(
+        admin(&s, "PUT", "/__admin/settings", "{\"holdMs\":250}").json()["holdMs"],
+        250
+    );
     let sw = admin(&s, "PUT", "/__admin/switches", "{\"incrementalSync\":true}").json();
-    assert_eq!(sw, serde_json::json!({"incrementalSync":true,"releaseCache":false,"accessKeyToleranceMs":60000}));
-    let svc = admin(&s, "PUT", "/__admin/services", "{\"config\":[{\"appName\":\"apollo-configservice\",\"instanceId\":\"x\",\"homepageUrl\":\"http://127.0.0.1:1/\"}]}");
+    assert_eq!(
+        sw,
+        serde_json::json!({"incrementalSync":true,"releaseCache":false,"accessKeyToleranceMs":60000})
+    );
+    let svc = admin(
+        &s,
+        "PUT",
+        "/__admin/services",
+        "{\"config\":[{\"appName\":\"apollo-configservice\",\"instanceId\":\"x\",\"homepageUrl\":\"http://127.0.0.1:1/\"}]}",
+    );
     assert_eq!(svc.status, 200);
-    assert_eq!(get(&s, "/services/config").text(), "[{\"appName\":\"apollo-configservice\",\"instanceId\":\"x\",\"homepageUrl\":\"http://127.0.0.1:1/\"}]");
+    assert_eq!(
+        get(&s, "/services/config").text(),
+        "[{\"appName\":\"apollo-configservice\",\"instanceId\":\"x\",\"homepageUrl\":\"http://127.0.0.1:1/\"}]"
+    );
     let t = Instant::now();
-    assert_eq!(get(&s, &poll_path("App1", "default", &[("application", 1_000_000)])).status, 304);
+    assert_eq!(
+        get(
+            &s,
+            &poll_path("App1", "default", &[("application", 1_000_000)])
+        )
+        .status,
+        304
+    );
     assert!(t.elapsed() < Duration::from_secs(3));
     let st = admin(&s, "GET", "/__admin/stats", "").json();
     assert_eq!(st["heldPolls"], 0);
     // Reset.
     assert_eq!(admin(&s, "POST", "/__admin/reset", "").status, 200);
     assert_eq!(get(&s, "/configs/App1/default/application").status, 404);
-    assert_eq!(admin(&s, "GET", "/__admin/settings", "").json()["holdMs"], 5000);
+    assert_eq!(
+        admin(&s, "GET", "/__admin/settings", "").json()["holdMs"],
+        5000
+    );
 }
 
 #[test]
@@ -80,23 +223,68 @@ fn admin_rejects_bad_input_with_json_errors() {
     for (m, p, b, status) in [
         ("POST", "/__admin/apps", "{not json", 400),
         ("POST", "/__admin/apps", "{\"appId\":\"a+b\"}", 400),
-        ("POST", "/__admin/apps/A/namespaces", "{\"name\":\"x\",\"format\":\"toml\"}", 400),
-        ("POST", "/__admin/apps/A/namespaces", "{\"name\":\"../etc\"}", 400),
-        ("POST", "/__admin/apps/A/clusters/default/namespaces/application/releases", "{}", 400),
-        ("POST", "/__admin/apps/A/clusters/default/namespaces/application/releases", "{\"content\":\"x\"}", 400),
-        ("POST", "/__admin/apps/A/clusters/default/namespaces/application/rollback", "", 404),
-        ("PUT", "/__admin/apps/A/accesskeys/abc", "{\"enabled\":true}", 400),
+        (
+            "POST",
+            "/__admin/apps/A/namespaces",
+            "{\"name\":\"x\",\"format\":\"toml\"}",
+            400,
+        ),
+        (
+            "POST",
+            "/__admin/apps/A/namespaces",
+            "{\"name\":\"../etc\"}",
+            400,
+        ),
+        (
+            "POST",
+            "/__admin/apps/A/clusters/default/namespaces/application/releases",
+            "{}",
+            400,
+        ),
+        (
+            "POST",
+            "/__admin/apps/A/clusters/default/namespaces/application/releases",
+            "{\"content\":\"x\"}",
+            400,
+        ),
+        (
+            "POST",
+            "/__admin/apps/A/clusters/default/namespaces/application/rollback",
+            "",
+            404,
+        ),
+        (
+            "PUT",
+            "/__admin/apps/A/accesskeys/abc",
+            "{\"enabled\":true}",
+            400,
+        ),
         ("GET", "/__admin/nothing", "", 404),
         ("GET", "/__admin/apps/%zz", "", 400),
-        ("POST", "/__admin/faults", "{\"endpoint\":\"configs\",\"action\":{\"type\":\"explode\"}}", 400),
+        (
+            "POST",
+            "/__admin/faults",
+            "{\"endpoint\":\"configs\",\"action\":{\"type\":\"explode\"}}",
+            400,
+        ),
     ] {
         let r = admin(&s, m, p, b);
         assert_eq!(r.status, status, "{m} {p} {b}: {}", r.text());
         assert!(r.json()["error"].is_string());
     }
-    let r = admin(&s, "POST", "/__admin/apps/Own/namespaces", "{\"name\":\"pub\",\"public\":true}");
+    let r = admin(
+        &s,
+        "POST",
+        "/__admin/apps/Own/namespaces",
+        "{\"name\":\"pub\",\"public\":true}",
+    );
     assert_eq!(r.status, 200);
-    let r = admin(&s, "POST", "/__admin/apps/Other/namespaces", "{\"name\":\"PUB\",\"public\":true}");
+    let r = admin(
+        &s,
+        "POST",
+        "/__admin/apps/Other/namespaces",
+        "{\"name\":\"PUB\",\"public\":true}",
+    );
     assert_eq!(r.status, 409);
 }
 
@@ -118,7 +306,13 @@ fn hostile_client_requests_do_not_break_the_server() {
         let r = get(&s, p);
         assert!((400..500).contains(&r.status), "{p}: {}", r.status);
     }
-    let r = request(s.addr(), "POST", "/configs/A/default/application", &[], Some(b"x"));
+    let r = request(
+        s.addr(),
+        "POST",
+        "/configs/A/default/application",
+        &[],
+        Some(b"x"),
+    );
     assert_eq!(r.status, 400);
     assert_eq!(get(&s, "/services/meta").status, 200);
 }
@@ -126,42 +320,81 @@ fn hostile_client_requests_do_not_break_the_server() {
 #[test]
 fn fault_injection_kinds() {
     let s = server(300);
-    s.admin().publish(A, "default", "application", [("k", "v")]).expect("p");
+    s.admin()
+        .publish(A, "default", "application", [("k", "v")])
+        .expect("p");
     let path = format!("/configs/{A}/default/application");
     // Status for the next 2 requests, only on /configs.
-    s.admin().inject_fault(Fault::new(Endpoint::Configs, FaultAction::Status { code: 503 }).times(2));
+    s.admin()
+        .inject_fault(Fault::new(Endpoint::Configs, FaultAction::Status { code: 503 }).times(2));
     assert_eq!(get(&s, "/services/config").status, 200);
     assert_eq!(get(&s, &path).status, 503);
     assert_eq!(get(&s, &path).status, 503);
     assert_eq!(get(&s, &path).status, 200);
     // Delay.
-    s.admin().inject_fault(Fault::new(Endpoint::Configs, FaultAction::Delay { ms: 300 }).times(1));
+    s.admin()
+        .inject_fault(Fault::new(Endpoint::Configs, FaultAction::Delay { ms: 300 }).times(1));
     let t = Instant::now();
     assert_eq!(get(&s, &path).status, 200);
     assert!(t.elapsed() >= Duration::from_millis(290));
     // Close without answering.
-    s.admin().inject_fault(Fault::new(Endpoint::Configs, FaultAction::Close).times(1));
+    s.admin()
+        .inject_fault(Fault::new(Endpoint::Configs, FaultAction::Close).times(1));
     assert!(try_request(s.addr(), "GET", &path, &[], None, Duration::from_secs(5)).is_err());
     // Malformed body.
-    s.admin().inject_fault(Fault::new(Endpoint::Any, FaultAction::Malformed).times(1));
+    s.admin()
+        .inject_fault(Fault::new(Endpoint::Any, FaultAction::Malformed).times(1));
     let r = get(&s, &path);
     assert_eq!(r.status, 200);
     assert!(serde_json::from_slice::<serde_json::Value>(&r.body).is_err());
     // Oversized body.
-    s.admin().inject_fault(Fault::new(Endpoint::Notifications, FaultAction::Oversized { bytes: 3 << 20 }).times(1));
+    s.admin().inject_fault(
+        Fault::new(
+            Endpoint::Notifications,
+            FaultAction::Oversized { bytes: 3 << 20 },
+        )
+        .times(1),
+    );
     let r = get(&s, &poll_path(A, "default", &[("application", -1)]));
     assert!(r.body.len() >= 3 << 20);
     // Hang until cleared (the client gives up).
-    s.admin().inject_fault(Fault::new(Endpoint::Services, FaultAction::Hang));
-    assert!(try_request(s.addr(), "GET", "/services/config", &[], None, Duration::from_millis(300)).is_err());
+    s.admin()
+        .inject_fault(Fault::new(Endpoint::Services, FaultAction::Hang));
+    assert!(
+        try_request(
+            s.addr(),
+            "GET",
+            "/services/config",
+            &[],
+            None,
+            Duration::from_millis(300)
+        )
+        .is_err()
+    );
     s.admin().clear_faults();
     assert_eq!(get(&s, "/services/config").status, 200);
     // Over HTTP, with `times`.
-    let r = admin(&s, "POST", "/__admin/faults", "{\"endpoint\":\"configfiles\",\"action\":{\"type\":\"status\",\"code\":500},\"times\":1}");
+    let r = admin(
+        &s,
+        "POST",
+        "/__admin/faults",
+        "{\"endpoint\":\"configfiles\",\"action\":{\"type\":\"status\",\"code\":500},\"times\":1}",
+    );
     assert_eq!(r.status, 200);
-    assert_eq!(get(&s, &format!("/configfiles/json/{A}/default/application")).status, 500);
-    assert_eq!(get(&s, &format!("/configfiles/json/{A}/default/application")).status, 200);
-    admin(&s, "POST", "/__admin/faults", "{\"endpoint\":\"configs\",\"action\":{\"type\":\"close\"}}");
+    assert_eq!(
+        get(&s, &format!("/configfiles/json/{A}/default/application")).status,
+        500
+    );
+    assert_eq!(
+        get(&s, &format!("/configfiles/json/{A}/default/application")).status,
+        200
+    );
+    admin(
+        &s,
+        "POST",
+        "/__admin/faults",
+        "{\"endpoint\":\"configs\",\"action\":{\"type\":\"close\"}}",
+    );
     assert!(try_request(s.addr(), "GET", &path, &[], None, Duration::from_secs(5)).is_err());
     assert!(try_request(s.addr(), "GET", &path, &[], None, Duration::from_secs(5)).is_err());
     assert_eq!(admin(&s, "DELETE", "/__admin/faults", "").status, 200);
@@ -171,10 +404,15 @@ fn fault_injection_kinds() {
 #[test]
 fn pause_and_resume_keep_state() {
     let s = server(10_000);
-    let r = s.admin().publish(A, "default", "application", [("k", "v")]).expect("p");
+    let r = s
+        .admin()
+        .publish(A, "default", "application", [("k", "v")])
+        .expect("p");
     let addr = s.addr();
     let path = poll_path(A, "default", &[("application", r.message_id)]);
-    let held = std::thread::spawn(move || try_request(addr, "GET", &path, &[], None, Duration::from_secs(20)));
+    let held = std::thread::spawn(move || {
+        try_request(addr, "GET", &path, &[], None, Duration::from_secs(20))
+    });
     let t = Instant::now();
     while s.admin().held_polls() < 1 {
         assert!(t.elapsed() < Duration::from_secs(10));
@@ -182,20 +420,35 @@ fn pause_and_resume_keep_state() {
     }
     s.admin().pause();
     assert!(held.join().expect("thread").is_err(), "held poll dropped");
-    assert!(std::net::TcpStream::connect(addr).is_err(), "connections refused");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "connections refused"
+    );
     s.admin().resume().expect("resume");
     let v = get(&s, &format!("/configs/{A}/default/application")).json();
     assert_eq!(v["releaseKey"], r.release_key.as_str());
     // restart() and the HTTP variant.
-    s.admin().restart(Duration::from_millis(50)).expect("restart");
-    assert_eq!(get(&s, &format!("/configs/{A}/default/application")).status, 200);
+    s.admin()
+        .restart(Duration::from_millis(50))
+        .expect("restart");
+    assert_eq!(
+        get(&s, &format!("/configs/{A}/default/application")).status,
+        200
+    );
     let r = admin(&s, "POST", "/__admin/restart", "{\"downMs\":300}");
     assert_eq!(r.status, 200);
     std::thread::sleep(Duration::from_millis(150));
     assert!(std::net::TcpStream::connect(addr).is_err());
     let t = Instant::now();
     loop {
-        if let Ok(r) = try_request(addr, "GET", "/services/meta", &[], None, Duration::from_secs(5)) {
+        if let Ok(r) = try_request(
+            addr,
+            "GET",
+            "/services/meta",
+            &[],
+            None,
+            Duration::from_secs(5),
+        ) {
             assert_eq!(r.status, 200);
             break;
         }
@@ -211,18 +464,38 @@ fn cors_preflight_and_headers() {
         s.addr(),
         "OPTIONS",
         "/configs/A/default/application",
-        &[("Origin", "http://127.0.0.1:9"), ("Access-Control-Request-Method", "GET"), ("Access-Control-Request-Headers", "authorization,timestamp")],
+        &[
+            ("Origin", "http://127.0.0.1:9"),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "authorization,timestamp"),
+        ],
         None,
     );
     assert_eq!(r.status, 204);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
-    let allow = r.header("access-control-allow-headers").expect("allow headers").to_ascii_lowercase();
+    let allow = r
+        .header("access-control-allow-headers")
+        .expect("allow headers")
+        .to_ascii_lowercase();
     for h in ["authorization", "timestamp", "content-type"] {
         assert!(allow.contains(h), "{allow}");
     }
-    assert!(r.header("access-control-allow-methods").expect("methods").contains("GET"));
-    for p in ["/configs/A/default/application", "/services/config", "/nothing", "/__admin/stats"] {
-        assert_eq!(get(&s, p).header("access-control-allow-origin"), Some("*"), "{p}");
+    assert!(
+        r.header("access-control-allow-methods")
+            .expect("methods")
+            .contains("GET")
+    );
+    for p in [
+        "/configs/A/default/application",
+        "/services/config",
+        "/nothing",
+        "/__admin/stats",
+    ] {
+        assert_eq!(
+            get(&s, p).header("access-control-allow-origin"),
+            Some("*"),
+            "{p}"
+        );
     }
     let r = get(&s, "/configs/A/default/application");
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
@@ -236,13 +509,28 @@ fn static_files() {
     std::fs::write(dir.join("pkg/a.wasm"), b"\0asm").expect("write");
     std::fs::write(dir.join("pkg/a.js"), "export {}").expect("write");
     std::fs::write(dir.join("pkg/b.mjs"), "export {}").expect("write");
-    let s = TestServer::builder().static_dir(&dir).start().expect("start");
+    let s = TestServer::builder()
+        .static_dir(&dir)
+        .start()
+        .expect("start");
     let r = get(&s, "/__static/pkg/a.wasm");
-    assert_eq!((r.status, r.header("content-type")), (200, Some("application/wasm")));
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("application/wasm"))
+    );
     assert_eq!(r.body, b"\0asm");
-    assert_eq!(get(&s, "/pkg/a.js").header("content-type"), Some("text/javascript;charset=UTF-8"));
-    assert_eq!(get(&s, "/__static/pkg/b.mjs").header("content-type"), Some("text/javascript;charset=UTF-8"));
-    assert_eq!(get(&s, "/index.html").header("content-type"), Some("text/html;charset=UTF-8"));
+    assert_eq!(
+        get(&s, "/pkg/a.js").header("content-type"),
+        Some("text/javascript;charset=UTF-8")
+    );
+    assert_eq!(
+        get(&s, "/__static/pkg/b.mjs").header("content-type"),
+        Some("text/javascript;charset=UTF-8")
+    );
+    assert_eq!(
+        get(&s, "/index.html").header("content-type"),
+        Some("text/html;charset=UTF-8")
+    );
     assert_eq!(get(&s, "/__static/").text(), "<html></html>");
     assert_eq!(get(&s, "/__static/missing.js").status, 404);
     assert_eq!(get(&s, "/__static/%2e%2e/etc/passwd").status, 404);
@@ -255,13 +543,20 @@ fn static_files() {
 fn request_log_records_raw_requests() {
     let s = server(300);
     let p = "/configs/A/default/application?ip=1.2.3.4&releaseKey=a%2Bb&messages=%7B%7D";
-    get_h(&s, p, &[("Timestamp", "123"), ("Authorization", "Apollo A:sig")]);
+    get_h(
+        &s,
+        p,
+        &[("Timestamp", "123"), ("Authorization", "Apollo A:sig")],
+    );
     admin(&s, "GET", "/__admin/stats", "");
     let log = s.admin().requests();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].method, "GET");
     assert_eq!(log[0].path, p);
-    assert_eq!(log[0].query(), Some("ip=1.2.3.4&releaseKey=a%2Bb&messages=%7B%7D"));
+    assert_eq!(
+        log[0].query(),
+        Some("ip=1.2.3.4&releaseKey=a%2Bb&messages=%7B%7D")
+    );
     assert_eq!(log[0].header("timestamp"), Some("123"));
     assert_eq!(log[0].header("Authorization"), Some("Apollo A:sig"));
     assert_eq!(log[0].endpoint, "configs");
@@ -269,7 +564,13 @@ fn request_log_records_raw_requests() {
     assert_eq!(v[0]["path"], p);
     assert_eq!(v[0]["method"], "GET");
     assert!(v[0]["timeMs"].as_u64().expect("time") > 0);
-    assert!(v[0]["headers"].as_array().expect("headers").iter().any(|h| h[0] == "timestamp" && h[1] == "123"));
+    assert!(
+        v[0]["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .any(|h| h[0] == "timestamp" && h[1] == "123")
+    );
     assert_eq!(admin(&s, "DELETE", "/__admin/requests", "").status, 200);
     assert!(s.admin().requests().is_empty());
     get(&s, "/services/config");
@@ -280,18 +581,31 @@ fn request_log_records_raw_requests() {
 #[test]
 fn shared_store_and_lagging_instance() {
     let a = server(10_000);
-    let b = TestServer::builder().store(a.store()).hold(Duration::from_secs(10)).start().expect("b");
+    let b = TestServer::builder()
+        .store(a.store())
+        .hold(Duration::from_secs(10))
+        .start()
+        .expect("b");
     let lag = TestServer::builder()
         .store(a.store())
         .hold(Duration::from_secs(10))
         .lag(Duration::from_millis(700))
         .start()
         .expect("lagging");
-    let r1 = a.admin().publish(A, "default", "application", [("k", "1")]).expect("p");
+    let r1 = a
+        .admin()
+        .publish(A, "default", "application", [("k", "1")])
+        .expect("p");
     // A publish through any instance is visible on the others.
-    assert_eq!(get(&b, &format!("/configs/{A}/default/application")).json()["releaseKey"], r1.release_key.as_str());
+    assert_eq!(
+        get(&b, &format!("/configs/{A}/default/application")).json()["releaseKey"],
+        r1.release_key.as_str()
+    );
     std::thread::sleep(Duration::from_millis(750));
-    assert_eq!(get(&lag, &format!("/configs/{A}/default/application")).json()["releaseKey"], r1.release_key.as_str());
+    assert_eq!(
+        get(&lag, &format!("/configs/{A}/default/application")).json()["releaseKey"],
+        r1.release_key.as_str()
+    );
     // Held polls on b and on the lagging instance; publish on a.
     let spawn = |s: &TestServer| {
         let addr = s.addr();
@@ -309,26 +623,44 @@ fn shared_store_and_lagging_instance() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let published = Instant::now();
-    let r2 = a.admin().publish(A, "default", "application", [("k", "2")]).expect("p");
+    let r2 = a
+        .admin()
+        .publish(A, "default", "application", [("k", "2")])
+        .expect("p");
     // The lagging instance still serves the old release right after the publish.
-    assert_eq!(get(&lag, &format!("/configs/{A}/default/application")).json()["releaseKey"], r1.release_key.as_str());
+    assert_eq!(
+        get(&lag, &format!("/configs/{A}/default/application")).json()["releaseKey"],
+        r1.release_key.as_str()
+    );
     let (rb, tb) = hb.join().expect("b");
     let (rl, tl) = hl.join().expect("lag");
     assert_eq!(rb.json()[0]["notificationId"], r2.message_id);
     assert_eq!(rl.json()[0]["notificationId"], r2.message_id);
     assert!(tb.duration_since(published) < Duration::from_millis(500));
     assert!(tl.duration_since(published) >= Duration::from_millis(650));
-    assert_eq!(get(&lag, &format!("/configs/{A}/default/application")).json()["releaseKey"], r2.release_key.as_str());
+    assert_eq!(
+        get(&lag, &format!("/configs/{A}/default/application")).json()["releaseKey"],
+        r2.release_key.as_str()
+    );
     // Services can list all three instances.
-    let list: Vec<_> = [&a, &b, &lag].iter().map(|s| apolloconf_testserver::ServiceInstance::config_service(&s.url())).collect();
+    let list: Vec<_> = [&a, &b, &lag]
+        .iter()
+        .map(|s| apolloconf_testserver::ServiceInstance::config_service(&s.url()))
+        .collect();
     a.admin().set_config_services(list);
-    assert_eq!(get(&a, "/services/config").json().as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        get(&a, "/services/config").json().as_array().map(Vec::len),
+        Some(3)
+    );
 }
 
 #[test]
 fn many_held_polls_all_woken_by_one_publish() {
     let s = server(20_000);
-    let r = s.admin().publish(A, "default", "application", [("k", "v")]).expect("p");
+    let r = s
+        .admin()
+        .publish(A, "default", "application", [("k", "v")])
+        .expect("p");
     let n = 200;
     let handles: Vec<_> = (0..n)
         .map(|_| {
@@ -342,7 +674,11 @@ fn many_held_polls_all_woken_by_one_publish() {
         assert!(t.elapsed() < Duration::from_secs(20));
         std::thread::sleep(Duration::from_millis(5));
     }
-    let id = s.admin().publish(A, "default", "application", [("k", "w")]).expect("p").message_id;
+    let id = s
+        .admin()
+        .publish(A, "default", "application", [("k", "w")])
+        .expect("p")
+        .message_id;
     for h in handles {
         assert_eq!(h.join().expect("thread").json()[0]["notificationId"], id);
     }

@@ -53,7 +53,13 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn post(addr: SocketAddr, path: &str, body: &str) -> Resp {
-    request(addr, "POST", path, &[("Content-Type", "application/json")], Some(body.as_bytes()))
+    request(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        Some(body.as_bytes()),
+    )
 }
 
 #[test]
@@ -62,16 +68,33 @@ fn data_file_survives_restart() {
     let data = dir.join("state.json");
     let data_s = data.to_str().expect("utf8");
     let p1 = start(&["--port", "0", "--hold", "300ms", "--data", data_s]);
-    let r1 = post(p1.addr, "/__admin/apps/A/clusters/default/namespaces/application/releases", "{\"configurations\":{\"k\":\"v\"}}").json();
-    post(p1.addr, "/__admin/apps/A/accesskeys", "{\"secret\":\"s\",\"mode\":\"OBSERVER\"}");
+    let r1 = post(
+        p1.addr,
+        "/__admin/apps/A/clusters/default/namespaces/application/releases",
+        "{\"configurations\":{\"k\":\"v\"}}",
+    )
+    .json();
+    post(
+        p1.addr,
+        "/__admin/apps/A/accesskeys",
+        "{\"secret\":\"s\",\"mode\":\"OBSERVER\"}",
+    );
     drop(p1);
     assert!(data.exists());
     assert!(!dir.join("state.json.tmp").exists());
     let p2 = start(&["--port", "0", "--hold", "300ms", "--data", data_s]);
     let v = request(p2.addr, "GET", "/configs/A/default/application", &[], None).json();
     assert_eq!(v["releaseKey"], r1["releaseKey"]);
-    assert_eq!(request(p2.addr, "GET", "/__admin/apps/A/accesskeys", &[], None).json()[0]["secret"], "s");
-    let r2 = post(p2.addr, "/__admin/apps/B/clusters/default/namespaces/application/releases", "{\"configurations\":{}}").json();
+    assert_eq!(
+        request(p2.addr, "GET", "/__admin/apps/A/accesskeys", &[], None).json()[0]["secret"],
+        "s"
+    );
+    let r2 = post(
+        p2.addr,
+        "/__admin/apps/B/clusters/default/namespaces/application/releases",
+        "{\"configurations\":{}}",
+    )
+    .json();
     assert!(r2["messageId"].as_i64() > r1["messageId"].as_i64());
     // Long poll across the restart: the old id is stale, answered at once.
     let p = poll_path("A", "default", &[("application", -1)]);
@@ -95,7 +118,11 @@ fn wait_for(addr: SocketAddr, path: &str, want: &str) {
         if r.text().contains(want) {
             return;
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "{path}: {}", r.text());
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{path}: {}",
+            r.text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -103,22 +130,55 @@ fn wait_for(addr: SocketAddr, path: &str, want: &str) {
 #[test]
 fn binary_dir_watch_publishes_changes_and_wakes_polls() {
     let dir = tmp("dir");
-    write(&dir.join("App/default/application.properties"), "# comment\ntimeout = 100\nname:x\\\n  y\n");
+    write(
+        &dir.join("App/default/application.properties"),
+        "# comment\ntimeout = 100\nname:x\\\n  y\n",
+    );
     write(&dir.join("App/default/cfg.yaml"), "a: 1\n");
-    write(&dir.join("Owner/default/FX.apollo.properties"), "p=1\nq=2\n");
-    write(&dir.join("Owner/public.txt"), "# public namespaces\nFX.apollo\n");
+    write(
+        &dir.join("Owner/default/FX.apollo.properties"),
+        "p=1\nq=2\n",
+    );
+    write(
+        &dir.join("Owner/public.txt"),
+        "# public namespaces\nFX.apollo\n",
+    );
     write(&dir.join("App/default/FX.apollo.properties"), "q=app\n");
-    let p = start(&["--port", "0", "--hold", "5s", "--dir", dir.to_str().expect("utf8")]);
+    let p = start(&[
+        "--port",
+        "0",
+        "--hold",
+        "5s",
+        "--dir",
+        dir.to_str().expect("utf8"),
+    ]);
     let v = request(p.addr, "GET", "/configs/App/default/application", &[], None).json();
-    assert_eq!(v["configurations"], serde_json::json!({"timeout":"100","name":"xy"}));
-    assert_eq!(request(p.addr, "GET", "/configfiles/raw/App/default/cfg.yaml", &[], None).text(), "a: 1\n");
+    assert_eq!(
+        v["configurations"],
+        serde_json::json!({"timeout":"100","name":"xy"})
+    );
+    assert_eq!(
+        request(
+            p.addr,
+            "GET",
+            "/configfiles/raw/App/default/cfg.yaml",
+            &[],
+            None
+        )
+        .text(),
+        "a: 1\n"
+    );
     let v = request(p.addr, "GET", "/configs/App/default/FX.apollo", &[], None).json();
     assert_eq!(v["configurations"], serde_json::json!({"p":"1","q":"app"}));
     assert!(v["releaseKey"].as_str().expect("key").contains('+'));
     // Edit a file while a poll is held.
     let last = v_last(p.addr);
     let addr = p.addr;
-    let path = poll_path("App", "default", &[("application", last), ("cfg.yaml", last)]);
+    let path = poll_path(
+        "App",
+        "default",
+        &[("application", last), ("cfg.yaml", last)],
+    );
     let h = std::thread::spawn(move || request(addr, "GET", &path, &[], None));
     std::thread::sleep(Duration::from_millis(300));
     write(&dir.join("App/default/cfg.yaml"), "a: 2\n");
@@ -143,8 +203,14 @@ fn v_last(addr: SocketAddr) -> i64 {
 fn library_watch_dir_loads_before_start_returns() {
     let dir = tmp("lib");
     write(&dir.join("App/default/application.properties"), "k=v\n");
-    let s = TestServer::builder().watch_dir(&dir).start().expect("start");
-    assert_eq!(get(&s, "/configfiles/json/App/default/application").text(), "{\"k\":\"v\"}");
+    let s = TestServer::builder()
+        .watch_dir(&dir)
+        .start()
+        .expect("start");
+    assert_eq!(
+        get(&s, "/configfiles/json/App/default/application").text(),
+        "{\"k\":\"v\"}"
+    );
     write(&dir.join("App/default/application.properties"), "k=w\n");
     let t = Instant::now();
     while get(&s, "/configfiles/json/App/default/application").text() != "{\"k\":\"w\"}" {
