@@ -20,6 +20,9 @@
 //!
 //! It deliberately shares no protocol code with `apolloconf-core`.
 
+// Handlers return complete error responses as `Err`; they are built on error paths only.
+#![allow(clippy::result_large_err)]
+
 mod admin;
 mod dirwatch;
 mod http_util;
