@@ -1,0 +1,472 @@
+//! The driver thread (owns the core), the HTTP workers and the listener dispatcher.
+
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use apolloconf_core::{
+    CacheWrite, ChangeEvent, Client as Core, ClientError, ConfigError, ErrorCause, Event,
+    HttpRequest, HttpResponse, Input, Instant, Interest, Output, RequestId, TransportError,
+    TransportErrorKind,
+};
+
+use crate::cache::CacheDir;
+use crate::snapshot::{Namespace, Snapshot};
+
+/// Messages to the driver thread.
+pub(crate) enum Msg {
+    Response {
+        id: RequestId,
+        result: Result<(u16, Vec<u8>), TransportError>,
+    },
+    Watch {
+        namespace: String,
+        reply: Sender<Result<(), ConfigError>>,
+    },
+    Close,
+}
+
+pub(crate) type Callback = Arc<dyn Fn(&ChangeEvent) + Send + Sync + 'static>;
+
+pub(crate) enum Sink {
+    Callback(Callback),
+    Channel(Sender<ChangeEvent>),
+}
+
+pub(crate) struct Listener {
+    pub(crate) id: u64,
+    pub(crate) interest: Interest,
+    pub(crate) sink: Sink,
+}
+
+/// State shared by the handle, the driver, the workers and the dispatcher.
+pub(crate) struct Shared {
+    pub(crate) snapshot: RwLock<Arc<Snapshot>>,
+    pub(crate) listeners: Mutex<Vec<Listener>>,
+    pub(crate) event_sinks: Mutex<Vec<Sender<Event>>>,
+    pub(crate) next_listener: AtomicU64,
+    pub(crate) closed: AtomicBool,
+    pub(crate) ready: Mutex<bool>,
+    pub(crate) ready_cv: Condvar,
+    pub(crate) cache_writes: AtomicU64,
+    pub(crate) cache_write_failures: AtomicU64,
+    pub(crate) cache_read_failures: AtomicU64,
+    pub(crate) listener_panics: AtomicU64,
+    pub(crate) in_flight: AtomicUsize,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Shared {
+        Shared {
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            listeners: Mutex::new(Vec::new()),
+            event_sinks: Mutex::new(Vec::new()),
+            next_listener: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            ready: Mutex::new(false),
+            ready_cv: Condvar::new(),
+            cache_writes: AtomicU64::new(0),
+            cache_write_failures: AtomicU64::new(0),
+            cache_read_failures: AtomicU64::new(0),
+            listener_panics: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_ready(&self) {
+        let mut r = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        *r = true;
+        self.ready_cv.notify_all();
+    }
+
+    /// Wait until ready (or closed) for at most `timeout`; returns whether ready.
+    pub(crate) fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut r = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*r {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            r = self
+                .ready_cv
+                .wait_timeout(r, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+}
+
+/// Converts between the host clock and the core's [`Instant`].
+#[derive(Clone, Copy)]
+pub(crate) struct Clock {
+    origin: std::time::Instant,
+    wall: SystemTime,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Clock {
+        Clock {
+            origin: std::time::Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+    pub(crate) fn now(&self) -> Instant {
+        Instant::from_millis(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+    pub(crate) fn wall_ms(&self) -> u64 {
+        self.wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+    pub(crate) fn to_system(&self, t: Instant) -> SystemTime {
+        self.wall + Duration::from_millis(t.as_millis())
+    }
+}
+
+pub(crate) struct Driver {
+    pub(crate) core: Core,
+    pub(crate) rx: Receiver<Msg>,
+    pub(crate) tx: Sender<Msg>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) agent: ureq::Agent,
+    pub(crate) cache: Option<CacheDir>,
+    pub(crate) clock: Clock,
+    pub(crate) dispatch: Sender<Vec<Event>>,
+    /// Events produced before the thread started (cache read failures).
+    pub(crate) pending: Vec<Event>,
+}
+
+/// Read a namespace's cache file and feed it to the core; failures become events.
+pub(crate) fn load_cache(
+    core: &mut Core,
+    cache: &CacheDir,
+    shared: &Shared,
+    namespace: &str,
+    out: &mut Vec<Event>,
+) {
+    let Some(name) = core.cache_file_name(namespace) else {
+        log::warn!("namespace {namespace:?} cannot be used in a file name; it is not cached");
+        return;
+    };
+    let cache_error = |msg: String| {
+        Event::Error(ClientError {
+            namespace: Some(namespace.to_string()),
+            request: None,
+            url: None,
+            cause: ErrorCause::Cache(msg),
+        })
+    };
+    match cache.read(&name) {
+        Ok(None) => {}
+        Ok(Some(bytes)) => {
+            if let Err(e) = core.handle_input(Input::CacheFile {
+                namespace,
+                contents: &bytes,
+            }) {
+                log::warn!("cache file {name}: {e}");
+            }
+        }
+        Err(msg) => {
+            shared.cache_read_failures.fetch_add(1, Ordering::Relaxed);
+            log::warn!("cache file unusable: {msg}");
+            out.push(cache_error(msg));
+        }
+    }
+}
+
+impl Driver {
+    pub(crate) fn run(mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        if !pending.is_empty() {
+            let _ = self.dispatch.send(pending);
+        }
+        loop {
+            let deadline = self.drain();
+            if self.core.is_closed() {
+                break;
+            }
+            let msg = match deadline {
+                Some(d) => {
+                    let now = self.clock.now();
+                    if d <= now {
+                        let _ = self.core.handle_input(Input::Timeout(now));
+                        continue;
+                    }
+                    self.rx
+                        .recv_timeout(Duration::from_millis(d.as_millis() - now.as_millis()))
+                }
+                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match msg {
+                Ok(Msg::Response { id, result }) => {
+                    let now = self.clock.now();
+                    let r = match &result {
+                        Ok((status, body)) => Ok(HttpResponse {
+                            status: *status,
+                            body,
+                        }),
+                        Err(e) => Err(e.clone()),
+                    };
+                    if let Err(e) = self
+                        .core
+                        .handle_input(Input::Response { id, now, result: r })
+                    {
+                        log::debug!("answer ignored: {e}");
+                    }
+                }
+                Ok(Msg::Watch { namespace, reply }) => {
+                    let r = self.core.watch(&namespace);
+                    if r.is_ok() {
+                        if let Some(cache) = &self.cache {
+                            let mut out = Vec::new();
+                            load_cache(&mut self.core, cache, &self.shared, &namespace, &mut out);
+                            if !out.is_empty() {
+                                let _ = self.dispatch.send(out);
+                            }
+                        }
+                    }
+                    let _ = reply.send(r);
+                }
+                Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => self.core.close(),
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = self.clock.now();
+                    let _ = self.core.handle_input(Input::Timeout(now));
+                }
+            }
+        }
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.set_ready();
+    }
+
+    /// Drain the core's outputs; returns the deadline.
+    fn drain(&mut self) -> Option<Instant> {
+        let mut events = Vec::new();
+        let mut touched: HashSet<String> = HashSet::new();
+        let deadline = loop {
+            match self.core.poll_output() {
+                Output::Request(req) => self.spawn(req),
+                Output::Event(e) => {
+                    match &e {
+                        Event::Loaded { namespace, .. } => {
+                            touched.insert(namespace.clone());
+                        }
+                        Event::PersistCache(w) => {
+                            self.persist(w, &mut events);
+                            continue;
+                        }
+                        Event::Error(err) => {
+                            if matches!(err.cause, ErrorCause::Cache(_)) {
+                                self.shared
+                                    .cache_read_failures
+                                    .fetch_add(1, Ordering::Relaxed);
+                            }
+                            log::warn!("apollo: {err}");
+                        }
+                        Event::ServicesChanged { services } => {
+                            log::info!("apollo: config services {services:?}")
+                        }
+                        _ => {}
+                    }
+                    events.push(e);
+                }
+                Output::Timeout(d) => break d,
+                _ => {}
+            }
+        };
+        self.publish_snapshot(&touched);
+        if events.iter().any(|e| matches!(e, Event::Ready)) {
+            self.shared.set_ready();
+        }
+        if !events.is_empty() {
+            let _ = self.dispatch.send(events);
+        }
+        deadline
+    }
+
+    fn publish_snapshot(&self, touched: &HashSet<String>) {
+        let old = self.shared.snapshot();
+        let namespaces = self
+            .core
+            .namespaces()
+            .map(|ns| {
+                let reuse = if touched.contains(ns.name()) {
+                    None
+                } else {
+                    old.namespaces.iter().find(|o| o.name == ns.name())
+                };
+                match reuse {
+                    Some(o) if o.status == ns.status() => o.clone(),
+                    _ => Arc::new(Namespace {
+                        name: ns.name().to_string(),
+                        format: ns.format(),
+                        configurations: ns.configurations().clone(),
+                        properties: ns.properties().clone(),
+                        release_key: ns.release_key().map(str::to_string),
+                        source: ns.source(),
+                        status: ns.status(),
+                        last_update: ns.last_update().map(|t| self.clock.to_system(t)),
+                    }),
+                }
+            })
+            .collect();
+        let snap = Snapshot {
+            namespaces,
+            core_metrics: self.core.metrics().clone(),
+            services: self.core.services().to_vec(),
+            ready: self.core.is_ready(),
+        };
+        *self
+            .shared
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(snap);
+    }
+
+    fn persist(&self, w: &CacheWrite, events: &mut Vec<Event>) {
+        let Some(cache) = &self.cache else { return };
+        match cache.write(&w.file_name, &w.contents) {
+            Ok(path) => {
+                self.shared.cache_writes.fetch_add(1, Ordering::Relaxed);
+                log::debug!("cache written: {}", path.display());
+            }
+            Err(msg) => {
+                self.shared
+                    .cache_write_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                log::warn!("cache file not written (values stay in memory): {msg}");
+                events.push(Event::Error(ClientError {
+                    namespace: Some(w.namespace.clone()),
+                    request: None,
+                    url: None,
+                    cause: ErrorCause::Cache(msg),
+                }));
+            }
+        }
+    }
+
+    fn spawn(&self, req: HttpRequest) {
+        let tx = self.tx.clone();
+        let agent = self.agent.clone();
+        let shared = self.shared.clone();
+        let id = req.id;
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        let spawned = std::thread::Builder::new()
+            .name("apolloconf-http".into())
+            .spawn(move || {
+                let result = crate::http::perform(&agent, &req);
+                // After close nobody wants the answer; the thread just ends.
+                if !shared.closed.load(Ordering::SeqCst) {
+                    let _ = tx.send(Msg::Response { id: req.id, result });
+                }
+                shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            log::error!("could not start an HTTP worker thread: {e}");
+            let err =
+                TransportError::new(TransportErrorKind::Other, format!("no worker thread: {e}"));
+            let _ = self.tx.send(Msg::Response {
+                id,
+                result: Err(err),
+            });
+        }
+    }
+}
+
+/// The dispatcher thread: calls listeners outside the driver, so a slow or panicking
+/// listener never delays the protocol.
+pub(crate) fn dispatch_loop(shared: Arc<Shared>, rx: Receiver<Vec<Event>>) {
+    while let Ok(batch) = rx.recv() {
+        for event in batch {
+            {
+                let mut sinks = shared
+                    .event_sinks
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                sinks.retain(|s| s.send(event.clone()).is_ok());
+            }
+            let Event::Changed(change) = &event else {
+                continue;
+            };
+            // Call listeners without holding the lock: a listener may add or remove listeners.
+            let targets: Vec<(
+                u64,
+                Option<ChangeEvent>,
+                Option<Callback>,
+                Option<Sender<ChangeEvent>>,
+            )> = {
+                let list = shared
+                    .listeners
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                list.iter()
+                    .map(|l| {
+                        let filtered = l.interest.filter(change).map(|hits| ChangeEvent {
+                            namespace: change.namespace.clone(),
+                            release_key: change.release_key.clone(),
+                            source: change.source,
+                            changes: hits.into_iter().cloned().collect(),
+                        });
+                        match &l.sink {
+                            Sink::Callback(f) => (l.id, filtered, Some(f.clone()), None),
+                            Sink::Channel(s) => (l.id, filtered, None, Some(s.clone())),
+                        }
+                    })
+                    .collect()
+            };
+            let mut gone = Vec::new();
+            for (id, filtered, callback, channel) in targets {
+                let Some(ev) = filtered else { continue };
+                if let Some(f) = callback {
+                    if catch_unwind(AssertUnwindSafe(|| f(&ev))).is_err() {
+                        shared.listener_panics.fetch_add(1, Ordering::Relaxed);
+                        log::error!(
+                            "a change listener panicked on namespace {}; the client keeps going",
+                            ev.namespace
+                        );
+                    }
+                } else if let Some(s) = channel {
+                    if s.send(ev).is_err() {
+                        gone.push(id);
+                    }
+                }
+            }
+            if !gone.is_empty() {
+                shared
+                    .listeners
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .retain(|l| !gone.contains(&l.id));
+            }
+        }
+    }
+    shared
+        .event_sinks
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clear();
+}
+
+/// Channels for a new driver.
+pub(crate) fn channels() -> (
+    Sender<Msg>,
+    Receiver<Msg>,
+    Sender<Vec<Event>>,
+    Receiver<Vec<Event>>,
+) {
+    let (tx, rx) = mpsc::channel();
+    let (dtx, drx) = mpsc::channel();
+    (tx, rx, dtx, drx)
+}

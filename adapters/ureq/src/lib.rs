@@ -1,0 +1,637 @@
+//! A client for the [Apollo configuration center](https://github.com/apolloconfig/apollo).
+//!
+//! The protocol lives in the sans-IO [`apolloconf_core`]; this crate drives it with
+//! blocking IO: one driver thread owns the protocol state, HTTP requests run on short-lived
+//! worker threads with [`ureq`], and listeners are called on a dispatcher thread. Reads
+//! never wait for IO: they look at an immutable [`Snapshot`] that the driver replaces
+//! after every change.
+//!
+//! ```no_run
+//! use apolloconf::{Client, Interest};
+//!
+//! let client = Client::builder()
+//!     .app_id("SampleApp")
+//!     .meta_server("http://127.0.0.1:8080")
+//!     .namespaces(["application", "datasource.yaml"])
+//!     .build()?;
+//! let timeout: u64 = client.get_or("timeout", 100);
+//! client.on_change(Interest::all().prefixes(["db."]), |event| {
+//!     for change in &event.changes {
+//!         println!("{} {}: {:?} -> {:?}", event.namespace, change.key, change.old, change.new);
+//!     }
+//! });
+//! # let _ = timeout;
+//! client.close();
+//! # Ok::<(), apolloconf::Error>(())
+//! ```
+//!
+//! # Settings
+//!
+//! Every setting has the Java client's name and precedence: a value given to the
+//! [`ClientBuilder`] wins, then the environment variable, then `server.properties`
+//! (`APOLLO_PATH_SERVER_PROPERTIES`, default `/opt/settings/server.properties`):
+//!
+//! | setting | builder | environment | `server.properties` |
+//! |---|---|---|---|
+//! | app id | [`app_id`](ClientBuilder::app_id) | `APP_ID` | `app.id` |
+//! | config service (no discovery) | [`config_service`](ClientBuilder::config_service) | `APOLLO_CONFIG_SERVICE` | `apollo.config-service` |
+//! | meta server | [`meta_server`](ClientBuilder::meta_server) | `APOLLO_META`, then `{ENV}_META` | `apollo.meta` |
+//! | environment | [`env_name`](ClientBuilder::env_name) | `ENV` (`PROD`→`PRO`, `FWS`→`FAT`) | `env` |
+//! | cluster | [`cluster`](ClientBuilder::cluster) | `APOLLO_CLUSTER` | `apollo.cluster` (else the idc, else `default`) |
+//! | data center | [`data_center`](ClientBuilder::data_center) | `IDC` | `idc` |
+//! | label | [`label`](ClientBuilder::label) | `APOLLO_LABEL` | `apollo.label` |
+//! | access-key secret | [`secret`](ClientBuilder::secret) | `APOLLO_ACCESS_KEY_SECRET` | `apollo.access-key.secret` |
+//! | cache root | [`cache_dir`](ClientBuilder::cache_dir) | `APOLLO_CACHE_DIR` | `apollo.cache-dir` (default `/opt/data`) |
+//!
+//! A config service found anywhere beats a meta server found in a later source, as in the
+//! Java client; an explicit builder value beats both.
+//!
+//! # Cache
+//!
+//! Files are the Java client's: `{cacheDir}/{appId}/config-cache/{appId}+{cluster}+{namespace}.properties`,
+//! ISO-8859-1 properties with `\uXXXX` escapes, so a Java and a Rust client can share a
+//! directory. They are read at start (values then come from the cache until the server
+//! answers) and rewritten atomically (temp file, fsync, rename) after every change. If the
+//! directory is not writable a directory under the system temp dir is used and a warning
+//! logged; a failed write is logged and counted, never fatal.
+//!
+//! # Threads and shutdown
+//!
+//! [`Client::close`] (or dropping the client) stops the driver and the dispatcher and joins
+//! them. HTTP workers are short-lived threads, one per request in flight (the core never has
+//! more than one long poll, one request per namespace and one discovery request in flight):
+//! a blocking ureq call cannot be interrupted, so close does not wait for them; they drop
+//! their answer and end when their request ends (at the latest after the request's own
+//! timeout, which the core sets). They never keep the process alive.
+
+pub mod bind;
+mod cache;
+mod driver;
+mod http;
+pub mod settings;
+mod snapshot;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use apolloconf_core::{
+    Change, ChangeEvent, ChangeKind, ClientError, ConfigError, Counter, ErrorCause, Event, Format,
+    Interest, Source, Status, Timing,
+};
+use serde::de::DeserializeOwned;
+
+pub use bind::BindError;
+pub use settings::{Env, Resolved, ServerSource};
+pub use snapshot::{Metrics, Namespace, NamespaceMetrics, Snapshot};
+
+use driver::{Driver, Listener, Msg, Shared, Sink};
+
+/// The default start-up timeout of [`ClientBuilder::build`].
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a client could not be built or a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No app id anywhere.
+    #[error(
+        "no app id: set it with ClientBuilder::app_id, the APP_ID environment variable or app.id in {}",
+        server_properties.display()
+    )]
+    MissingAppId {
+        /// The `server.properties` file that was consulted.
+        server_properties: PathBuf,
+    },
+    /// No meta server and no config service anywhere.
+    #[error(
+        "no meta server or config service: set ClientBuilder::meta_server / config_service, \
+         APOLLO_META / APOLLO_CONFIG_SERVICE (or ENV plus {{ENV}}_META), or apollo.meta in {}",
+        server_properties.display()
+    )]
+    NoServers {
+        /// The `server.properties` file that was consulted.
+        server_properties: PathBuf,
+    },
+    /// The configuration was rejected (an empty app id, a URL that does not parse, ...).
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// `server.properties` exists but could not be read.
+    #[error("cannot read {}: {message}", path.display())]
+    ServerProperties {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The client is closed.
+    #[error("the client is closed")]
+    Closed,
+}
+
+/// Identifies a listener for [`Client::remove_listener`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(u64);
+
+/// Configures and starts a [`Client`]. See the crate docs for the settings' precedence.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    overrides: settings::Overrides,
+    env: Env,
+    namespaces: Vec<String>,
+    ip: Option<String>,
+    cache: bool,
+    timing: Timing,
+    startup_timeout: Duration,
+    sinks: Vec<Sender<Event>>,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            overrides: settings::Overrides::default(),
+            env: Env::process(),
+            namespaces: Vec::new(),
+            ip: None,
+            cache: true,
+            timing: Timing::default(),
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            sinks: Vec::new(),
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The application id (`app.id`).
+    pub fn app_id(mut self, app_id: impl Into<String>) -> Self {
+        self.overrides.app_id = Some(app_id.into());
+        self
+    }
+    /// Meta-server address(es), comma-separated (`apollo.meta`).
+    pub fn meta_server(mut self, list: impl Into<String>) -> Self {
+        self.overrides.meta = Some(list.into());
+        self
+    }
+    /// Config-service URL(s), comma-separated, used without discovery (`apollo.config-service`).
+    pub fn config_service(mut self, list: impl Into<String>) -> Self {
+        self.overrides.config_service = Some(list.into());
+        self
+    }
+    /// The environment (`env`: `DEV`, `FAT`, `UAT`, `PRO`, ...) that selects `{ENV}_META`.
+    pub fn env_name(mut self, env: impl Into<String>) -> Self {
+        self.overrides.env = Some(env.into());
+        self
+    }
+    /// The cluster (`apollo.cluster`).
+    pub fn cluster(mut self, cluster: impl Into<String>) -> Self {
+        self.overrides.cluster = Some(cluster.into());
+        self
+    }
+    /// The data center (`idc`).
+    pub fn data_center(mut self, idc: impl Into<String>) -> Self {
+        self.overrides.idc = Some(idc.into());
+        self
+    }
+    /// A namespace to watch; lookups try namespaces in the order added. Default
+    /// `application`.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespaces.push(namespace.into());
+        self
+    }
+    /// Several namespaces.
+    pub fn namespaces<I, S>(mut self, list: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.namespaces.extend(list.into_iter().map(Into::into));
+        self
+    }
+    /// The gray-release label (`apollo.label`).
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.overrides.label = Some(label.into());
+        self
+    }
+    /// The ip reported to the server (gray rules by ip).
+    pub fn ip(mut self, ip: impl Into<String>) -> Self {
+        self.ip = Some(ip.into());
+        self
+    }
+    /// The access-key secret (`apollo.access-key.secret`); it is never logged.
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.overrides.secret = Some(secret.into());
+        self
+    }
+    /// The cache root (`apollo.cache-dir`).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.overrides.cache_dir = Some(dir.into());
+        self
+    }
+    /// Turn the local cache on (default) or off.
+    pub fn cache(mut self, enabled: bool) -> Self {
+        self.cache = enabled;
+        self
+    }
+    /// The `server.properties` file to read (instead of `APOLLO_PATH_SERVER_PROPERTIES`
+    /// or the default).
+    pub fn server_properties(mut self, path: impl Into<PathBuf>) -> Self {
+        self.overrides.server_properties = Some(path.into());
+        self
+    }
+    /// The environment variables to read (default: the process environment).
+    pub fn environment(mut self, env: Env) -> Self {
+        self.env = env;
+        self
+    }
+    /// Timing knobs of the protocol (the Java client's defaults otherwise).
+    pub fn timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self
+    }
+    /// How long [`build`](ClientBuilder::build) waits for the first load of every
+    /// namespace (default 5 s). After it, `build` returns with what the cache had; the
+    /// rest arrives later with change events.
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// Receive every event from the very start (including cache problems found while
+    /// starting); the same stream as [`Client::events`].
+    pub fn event_sink(mut self, sink: Sender<Event>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Apply the precedence rules without starting anything.
+    ///
+    /// # Errors
+    /// [`Error::MissingAppId`] or [`Error::ServerProperties`].
+    pub fn resolve(&self) -> Result<Resolved, Error> {
+        settings::resolve(&self.overrides, &self.env)
+    }
+
+    /// Start the client; returns once every namespace is loaded (or found missing, or its
+    /// first round of attempts failed), or when the start-up timeout passes.
+    ///
+    /// # Errors
+    /// A typed [`Error`] for settings that cannot work: no app id, no server, an invalid
+    /// URL or name (as [`Error::Config`]).
+    pub fn build(self) -> Result<Client, Error> {
+        let resolved = self.resolve()?;
+        let servers = resolved.servers.clone().ok_or_else(|| Error::NoServers {
+            server_properties: resolved.server_properties.clone(),
+        })?;
+        let clock = driver::Clock::new();
+        let mut cb = apolloconf_core::Config::builder(resolved.app_id.clone())
+            .cluster(resolved.cluster.clone());
+        cb = match &servers {
+            ServerSource::Meta(m) => cb.meta_server(m),
+            ServerSource::ConfigService(c) => cb.config_service(c),
+        };
+        if let Some(idc) = &resolved.idc {
+            cb = cb.data_center(idc.clone());
+        }
+        if let Some(l) = &resolved.label {
+            cb = cb.label(l.clone());
+        }
+        if let Some(s) = &resolved.secret {
+            cb = cb.secret(s.clone());
+        }
+        if let Some(ip) = &self.ip {
+            cb = cb.ip(ip.clone());
+        }
+        let config = cb
+            .namespaces(self.namespaces.iter().cloned())
+            .timing(self.timing.clone())
+            .seed(seed())
+            .wall_clock(clock.wall_ms())
+            .build();
+        let mut core = apolloconf_core::Client::new(config, clock.now())?;
+        let shared = Arc::new(Shared::new());
+        shared
+            .event_sinks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(self.sinks.iter().cloned());
+
+        let cache = if !self.cache {
+            None
+        } else if !apolloconf_core::namespace::is_safe_file_component(&resolved.app_id) {
+            log::warn!(
+                "app id {:?} cannot be used in a path; the local cache is off",
+                resolved.app_id
+            );
+            None
+        } else {
+            Some(cache::CacheDir::open(
+                &resolved.cache_root,
+                &resolved.app_id,
+            ))
+        };
+        let mut pending = Vec::new();
+        if let Some(c) = &cache {
+            let names: Vec<String> = core.namespaces().map(|n| n.name().to_string()).collect();
+            for ns in names {
+                driver::load_cache(&mut core, c, &shared, &ns, &mut pending);
+            }
+        }
+        let cache_dir = cache.as_ref().map(|c| c.write_dir().to_path_buf());
+
+        let (tx, rx, dtx, drx) = driver::channels();
+        let dispatcher = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("apolloconf-listeners".into())
+                .spawn(move || driver::dispatch_loop(shared, drx))
+                .map_err(Error::Thread)?
+        };
+        let drv = Driver {
+            core,
+            rx,
+            tx: tx.clone(),
+            shared: shared.clone(),
+            agent: http::agent(),
+            cache,
+            clock,
+            dispatch: dtx,
+            pending,
+        };
+        let driver = std::thread::Builder::new()
+            .name("apolloconf-driver".into())
+            .spawn(move || drv.run())
+            .map_err(Error::Thread)?;
+        let client = Client {
+            shared,
+            tx: Mutex::new(tx),
+            threads: Mutex::new(Some((driver, dispatcher))),
+            resolved,
+            cache_dir,
+        };
+        if !client.shared.wait_ready(self.startup_timeout) {
+            log::warn!(
+                "apollo: not every namespace loaded within {:?}; serving what is there, the rest follows as change events",
+                self.startup_timeout
+            );
+        }
+        Ok(client)
+    }
+}
+
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let local = 0u8;
+    (nanos as u64) ^ (u64::from(std::process::id()) << 32) ^ (&local as *const u8 as u64)
+}
+
+/// A running Apollo client. Cheap, non-blocking reads; close it with [`Client::close`] or
+/// by dropping it. Share it between threads with an `Arc`.
+pub struct Client {
+    shared: Arc<Shared>,
+    tx: Mutex<Sender<Msg>>,
+    threads: Mutex<Option<(JoinHandle<()>, JoinHandle<()>)>>,
+    resolved: Resolved,
+    cache_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("settings", &self.resolved)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A builder.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The settings in use after the precedence rules.
+    pub fn settings(&self) -> &Resolved {
+        &self.resolved
+    }
+
+    /// Everything the client holds now, as one consistent, immutable view.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.snapshot()
+    }
+
+    /// The merged lookup: the value from the first namespace (in configured order) that
+    /// holds `key`.
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.snapshot().get(key).map(str::to_string)
+    }
+
+    /// A value parsed with [`FromStr`]; `None` when the key is absent.
+    pub fn get_as<T: FromStr>(&self, key: &str) -> Option<Result<T, T::Err>> {
+        self.snapshot().get_as(key)
+    }
+
+    /// A value parsed with [`FromStr`], or `default` when it is absent or does not parse.
+    pub fn get_or<T: FromStr>(&self, key: &str, default: T) -> T {
+        self.snapshot().get_or(key, default)
+    }
+
+    /// A boolean, case-insensitively `true` or `false`.
+    pub fn get_bool(&self, key: &str) -> Option<bool> {
+        self.snapshot().get_bool(key)
+    }
+
+    /// A value split on `delimiter`, parts trimmed, empty parts dropped.
+    pub fn get_array(&self, key: &str, delimiter: &str) -> Option<Vec<String>> {
+        self.snapshot().get_array(key, delimiter)
+    }
+
+    /// One namespace as of now (`None` if it is not watched).
+    pub fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
+        self.snapshot()
+            .namespaces
+            .iter()
+            .find(|n| n.name == name)
+            .cloned()
+    }
+
+    /// The raw text of a non-properties namespace (`.yaml`, `.json`, `.xml`, `.txt`).
+    pub fn content(&self, namespace: &str) -> Option<String> {
+        self.namespace(namespace)
+            .and_then(|n| n.content().map(str::to_string))
+    }
+
+    /// Deserialize a namespace's properties view into `T` (see [`bind`] for the rules).
+    ///
+    /// # Errors
+    /// A [`BindError`] when the namespace is not watched or a value does not fit.
+    pub fn bind<T: DeserializeOwned>(&self, namespace: &str) -> Result<T, BindError> {
+        self.namespace(namespace)
+            .ok_or_else(|| BindError::new(format!("namespace {namespace:?} is not watched")))?
+            .bind()
+    }
+
+    /// Deserialize the keys under `prefix.` of a namespace into `T`.
+    ///
+    /// # Errors
+    /// A [`BindError`] when the namespace is not watched or a value does not fit.
+    pub fn bind_prefix<T: DeserializeOwned>(
+        &self,
+        namespace: &str,
+        prefix: &str,
+    ) -> Result<T, BindError> {
+        self.namespace(namespace)
+            .ok_or_else(|| BindError::new(format!("namespace {namespace:?} is not watched")))?
+            .bind_prefix(prefix)
+    }
+
+    /// Watch one more namespace (it is looked up after the ones configured before). Its
+    /// values arrive asynchronously (a `Loaded` event; no change event for the first load).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid name, [`Error::Closed`] after close.
+    pub fn watch(&self, namespace: &str) -> Result<(), Error> {
+        let (reply, rx) = mpsc::channel();
+        self.send(Msg::Watch {
+            namespace: namespace.to_string(),
+            reply,
+        })?;
+        match rx.recv() {
+            Ok(r) => r.map_err(Error::Config),
+            Err(_) => Err(Error::Closed),
+        }
+    }
+
+    fn send(&self, msg: Msg) -> Result<(), Error> {
+        self.tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(msg)
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Call `f` on the listener thread for every change with a key of interest. The event
+    /// passed holds only the changes that match `interest` (never empty). A listener that
+    /// panics is logged and counted in [`Metrics::listener_panics`]; it stays registered.
+    pub fn on_change<F>(&self, interest: Interest, f: F) -> ListenerId
+    where
+        F: Fn(&ChangeEvent) + Send + Sync + 'static,
+    {
+        self.add(interest, Sink::Callback(Arc::new(f)))
+    }
+
+    /// A channel that receives every change with a key of interest (filtered as in
+    /// [`on_change`](Client::on_change)). Dropping the receiver unregisters it.
+    pub fn changes(&self, interest: Interest) -> Receiver<ChangeEvent> {
+        let (tx, rx) = mpsc::channel();
+        self.add(interest, Sink::Channel(tx));
+        rx
+    }
+
+    fn add(&self, interest: Interest, sink: Sink) -> ListenerId {
+        let id = self.shared.next_listener.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Listener { id, interest, sink });
+        ListenerId(id)
+    }
+
+    /// Unregister a listener; returns whether it was registered.
+    pub fn remove_listener(&self, id: ListenerId) -> bool {
+        let mut list = self
+            .shared
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let before = list.len();
+        list.retain(|l| l.id != id.0);
+        list.len() != before
+    }
+
+    /// A channel of every event from now on: `Loaded`, `Changed`, `Error`,
+    /// `ServicesChanged`, `Ready` and finally `Closed` (cache writes are handled
+    /// internally and not forwarded).
+    pub fn events(&self) -> Receiver<Event> {
+        let (tx, rx) = mpsc::channel();
+        self.shared
+            .event_sinks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(tx);
+        rx
+    }
+
+    /// Request counts, the last error, the current server, and per-namespace state.
+    pub fn metrics(&self) -> Metrics {
+        let snap = self.snapshot();
+        let m = &snap.core_metrics;
+        let s = &self.shared;
+        let mut out = Metrics::default();
+        out.discovery = m.discovery.clone();
+        out.configs = m.configs.clone();
+        out.notifications = m.notifications.clone();
+        out.last_error = m.last_error.clone();
+        out.long_poll_service = m.long_poll_service.clone();
+        out.services = snap.services.clone();
+        out.namespaces = snap
+            .namespaces()
+            .map(|n| NamespaceMetrics {
+                namespace: n.name.clone(),
+                release_key: n.release_key.clone(),
+                source: n.source,
+                status: n.status,
+                last_update: n.last_update,
+            })
+            .collect();
+        out.cache_dir = self.cache_dir.clone();
+        out.cache_writes = s.cache_writes.load(Ordering::Relaxed);
+        out.cache_write_failures = s.cache_write_failures.load(Ordering::Relaxed);
+        out.cache_read_failures = s.cache_read_failures.load(Ordering::Relaxed);
+        out.listener_panics = s.listener_panics.load(Ordering::Relaxed);
+        out.requests_in_flight = s.in_flight.load(Ordering::SeqCst);
+        out
+    }
+
+    /// Whether every namespace configured at start has settled.
+    pub fn is_ready(&self) -> bool {
+        self.snapshot().ready
+    }
+
+    /// Whether the client was closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst)
+    }
+
+    /// Stop: the driver and the listener thread end and are joined (a `Closed` event is the
+    /// last one delivered). HTTP workers still blocked in a request are not waited for;
+    /// they discard their answer. Calling it again does nothing.
+    pub fn close(&self) {
+        let _ = self.send(Msg::Close);
+        let threads = self
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((driver, dispatcher)) = threads {
+            let _ = driver.join();
+            if dispatcher.thread().id() != std::thread::current().id() {
+                let _ = dispatcher.join();
+            }
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
