@@ -98,6 +98,19 @@ impl DirWatcher {
             if self.published.get(&key) == Some(&f.items) {
                 continue;
             }
+            if !self.published.contains_key(&key) {
+                // Already released with these items (e.g. state loaded from a data file).
+                let d = self.store.data();
+                let canonical = d.normalize(&f.app, &f.ns);
+                let same = d
+                    .latest_release_now(&f.app, &f.cluster, &canonical)
+                    .is_some_and(|r| r.items == f.items);
+                drop(d);
+                if same {
+                    self.published.insert(key, f.items);
+                    continue;
+                }
+            }
             match self
                 .store
                 .publish(&f.app, &f.cluster, &f.ns, f.items.clone())

@@ -220,3 +220,27 @@ fn library_watch_dir_loads_before_start_returns() {
     s.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn dir_with_data_file_does_not_republish_on_restart() {
+    let dir = tmp("dirdata");
+    let files = dir.join("files");
+    write(&files.join("App/default/application.properties"), "k=v\n");
+    let data = dir.join("state.json");
+    let args = [
+        "--port",
+        "0",
+        "--dir",
+        files.to_str().expect("utf8"),
+        "--data",
+        data.to_str().expect("utf8"),
+    ];
+    let p1 = start(&args);
+    let k1 = request(p1.addr, "GET", "/configs/App/default/application", &[], None).json()["releaseKey"].clone();
+    drop(p1);
+    let p2 = start(&args);
+    let k2 = request(p2.addr, "GET", "/configs/App/default/application", &[], None).json()["releaseKey"].clone();
+    assert_eq!(k1, k2);
+    drop(p2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
