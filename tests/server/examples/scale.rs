@@ -51,7 +51,9 @@ fn main() {
     let limit = open_files_limit();
     if (n as u64) + 200 > limit {
         let fit = limit.saturating_sub(200) as usize;
-        eprintln!("RLIMIT_NOFILE is {limit}: running {fit} polls instead of {n} (raise `ulimit -n`)");
+        eprintln!(
+            "RLIMIT_NOFILE is {limit}: running {fit} polls instead of {n} (raise `ulimit -n`)"
+        );
         n = fit;
     }
     let server = TestServer::builder()
@@ -64,7 +66,12 @@ fn main() {
         .expect("publish");
     let rss_idle = status_kb("VmRSS:");
     let mut child = Command::new(std::env::current_exe().expect("current exe"))
-        .args(["--client", &server.url(), &n.to_string(), &release.message_id.to_string()])
+        .args([
+            "--client",
+            &server.url(),
+            &n.to_string(),
+            &release.message_id.to_string(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -76,8 +83,15 @@ fn main() {
         let Ok(line) = line else { break };
         if let Some(rest) = line.strip_prefix("HELD ") {
             let rss = status_kb("VmRSS:");
-            println!("held polls:           {} (server reports {})", rest, server.admin().held_polls());
-            println!("time to open them:    {:.1} s", started.elapsed().as_secs_f64());
+            println!(
+                "held polls:           {} (server reports {})",
+                rest,
+                server.admin().held_polls()
+            );
+            println!(
+                "time to open them:    {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
             println!(
                 "server RSS:           {} KiB idle, {} KiB with polls held (+{:.1} KiB per poll)",
                 rss_idle,
@@ -123,7 +137,8 @@ fn client(url: &str, n: usize, id: i64) {
             tasks.push(tokio::spawn(async move {
                 let mut s = TcpStream::connect(&addr).await.ok()?;
                 drop(permit);
-                let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+                let req =
+                    format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
                 s.write_all(req.as_bytes()).await.ok()?;
                 let mut buf = Vec::with_capacity(512);
                 s.read_to_end(&mut buf).await.ok()?;
@@ -160,14 +175,22 @@ fn client(url: &str, n: usize, id: i64) {
         let first = answered.iter().min().map(|t| t.duration_since(published));
         println!("answered with 200:    {} of {n}", answered.len());
         if let (Some(first), Some(last)) = (first, last) {
-            println!("publish -> first 200: {:.1} ms", first.as_secs_f64() * 1000.0);
-            println!("publish -> last 200:  {:.1} ms", last.as_secs_f64() * 1000.0);
+            println!(
+                "publish -> first 200: {:.1} ms",
+                first.as_secs_f64() * 1000.0
+            );
+            println!(
+                "publish -> last 200:  {:.1} ms",
+                last.as_secs_f64() * 1000.0
+            );
         }
     });
 }
 
 async fn poll_stats(addr: &str) -> i64 {
-    let Ok(mut s) = TcpStream::connect(addr).await else { return 0 };
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return 0;
+    };
     let req = format!("GET /__admin/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     if s.write_all(req.as_bytes()).await.is_err() {
         return 0;

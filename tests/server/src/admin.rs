@@ -156,6 +156,12 @@ struct ServicesBody {
     admin: Option<Vec<ServiceInstance>>,
 }
 
+#[derive(Serialize)]
+struct ServicesOut {
+    admin: Vec<ServiceInstance>,
+    config: Vec<ServiceInstance>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct PauseBody {
@@ -455,7 +461,10 @@ async fn route(inst: &Arc<Instance>, method: &Method, segs: &[&str], body: &[u8]
             let s = lock(&inst.settings);
             let admin = s.admin_services.clone();
             drop(s);
-            ok_json(&serde_json::json!({ "config": inst.config_services(), "admin": admin }))
+            ok_json(&ServicesOut {
+                admin,
+                config: inst.config_services(),
+            })
         }
         ("PUT", ["services"]) => match parse::<ServicesBody>(body) {
             Ok(r) => {
@@ -468,7 +477,10 @@ async fn route(inst: &Arc<Instance>, method: &Method, segs: &[&str], body: &[u8]
                 }
                 let admin = s.admin_services.clone();
                 drop(s);
-                ok_json(&serde_json::json!({ "config": inst.config_services(), "admin": admin }))
+                ok_json(&ServicesOut {
+                    admin,
+                    config: inst.config_services(),
+                })
             }
             Err(r) => r,
         },

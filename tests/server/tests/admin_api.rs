@@ -684,3 +684,91 @@ fn many_held_polls_all_woken_by_one_publish() {
     }
     assert_eq!(s.admin().held_polls(), 0);
 }
+
+#[test]
+fn readme_examples_exact_bytes() {
+    let s = server(60_000);
+    let url = format!("http://{}", s.addr());
+    let r = admin(&s, "POST", "/__admin/apps", "{\"appId\":\"SampleApp\"}");
+    assert_eq!(r.text(), "{\"appId\":\"SampleApp\"}");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let r = admin(
+        &s,
+        "POST",
+        "/__admin/apps/Owner/namespaces",
+        "{\"name\":\"FX.apollo\",\"format\":\"properties\",\"public\":true}",
+    );
+    assert_eq!(
+        r.text(),
+        "{\"appId\":\"Owner\",\"format\":\"properties\",\"namespaceName\":\"FX.apollo\",\"public\":true}"
+    );
+    let r = admin(
+        &s,
+        "POST",
+        "/__admin/apps/SampleApp/namespaces",
+        "{\"name\":\"datasources\",\"format\":\"yaml\"}",
+    );
+    assert_eq!(
+        r.text(),
+        "{\"appId\":\"SampleApp\",\"format\":\"yaml\",\"namespaceName\":\"datasources.yaml\",\"public\":false}"
+    );
+    let r = admin(
+        &s,
+        "POST",
+        "/__admin/apps/SampleApp/clusters/default/namespaces/application/releases",
+        "{\"configurations\":{\"timeout\":\"100\"}}",
+    );
+    let v = r.json();
+    let key = v["releaseKey"].as_str().expect("key");
+    assert_eq!(
+        r.text(),
+        format!(
+            "{{\"releaseKey\":\"{key}\",\"messageId\":{}}}",
+            v["messageId"]
+        )
+    );
+    assert_eq!(
+        admin(&s, "GET", "/__admin/settings", "").text(),
+        "{\"holdMs\":60000,\"lagMs\":0}"
+    );
+    assert_eq!(
+        admin(&s, "PUT", "/__admin/settings", "{\"holdMs\":500}").text(),
+        "{\"holdMs\":500,\"lagMs\":0}"
+    );
+    assert_eq!(
+        admin(&s, "GET", "/__admin/switches", "").text(),
+        "{\"incrementalSync\":false,\"releaseCache\":false,\"accessKeyToleranceMs\":60000}"
+    );
+    assert_eq!(
+        admin(&s, "GET", "/__admin/services", "").text(),
+        format!(
+            "{{\"admin\":[],\"config\":[{{\"appName\":\"apollo-configservice\",\"instanceId\":\"{url}/\",\"homepageUrl\":\"{url}/\"}}]}}"
+        )
+    );
+    assert_eq!(
+        admin(
+            &s,
+            "POST",
+            "/__admin/apps/SampleApp/accesskeys",
+            "{\"secret\":\"df23\",\"mode\":\"FILTER\"}"
+        )
+        .text(),
+        "{\"id\":1,\"secret\":\"df23\",\"mode\":\"FILTER\",\"enabled\":true}"
+    );
+    assert_eq!(
+        admin(
+            &s,
+            "POST",
+            "/__admin/faults",
+            "{\"endpoint\":\"configs\",\"action\":{\"type\":\"status\",\"code\":503},\"times\":2}"
+        )
+        .text(),
+        "[{\"endpoint\":\"configs\",\"action\":{\"type\":\"status\",\"code\":503},\"times\":2}]"
+    );
+    assert_eq!(admin(&s, "DELETE", "/__admin/faults", "").text(), "[]");
+    assert_eq!(
+        admin(&s, "GET", "/__admin/stats", "").text(),
+        format!("{{\"heldPolls\":0,\"lastMessageId\":1,\"paused\":false,\"url\":\"{url}\"}}")
+    );
+    assert_eq!(admin(&s, "POST", "/__admin/reset", "").text(), "{}");
+}

@@ -236,10 +236,26 @@ fn dir_with_data_file_does_not_republish_on_restart() {
         data.to_str().expect("utf8"),
     ];
     let p1 = start(&args);
-    let k1 = request(p1.addr, "GET", "/configs/App/default/application", &[], None).json()["releaseKey"].clone();
+    let k1 = request(
+        p1.addr,
+        "GET",
+        "/configs/App/default/application",
+        &[],
+        None,
+    )
+    .json()["releaseKey"]
+        .clone();
     drop(p1);
     let p2 = start(&args);
-    let k2 = request(p2.addr, "GET", "/configs/App/default/application", &[], None).json()["releaseKey"].clone();
+    let k2 = request(
+        p2.addr,
+        "GET",
+        "/configs/App/default/application",
+        &[],
+        None,
+    )
+    .json()["releaseKey"]
+        .clone();
     assert_eq!(k1, k2);
     drop(p2);
     let _ = std::fs::remove_dir_all(&dir);
