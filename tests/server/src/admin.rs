@@ -542,7 +542,7 @@ fn schedule_pause(inst: &Arc<Instance>, resume_after_ms: Option<u64>) {
     inst.rt.spawn(async move {
         // Let the admin answer reach the client first.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        me.pause();
+        me.pause_async().await;
         if let Some(ms) = resume_after_ms {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             if let Err(e) = me.resume_async().await {

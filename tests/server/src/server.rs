@@ -150,17 +150,36 @@ impl Instance {
         }
     }
 
-    /// Closes the listener and every connection (held polls are dropped).
-    pub(crate) fn pause(&self) {
+    /// Starts closing the listener and every connection (held polls are dropped);
+    /// returns the tasks to wait for.
+    fn begin_pause(&self) -> Vec<AbortHandle> {
         let mut ctl = lock(&self.ctl);
-        if let Some(a) = ctl.accept.take() {
-            a.abort();
-        }
+        let mut tasks: Vec<AbortHandle> = ctl.accept.take().into_iter().collect();
         ctl.paused = true;
         drop(ctl);
-        let conns: Vec<AbortHandle> = lock(&self.conns).drain().map(|(_, a)| a).collect();
-        for c in conns {
-            c.abort();
+        tasks.extend(lock(&self.conns).drain().map(|(_, a)| a));
+        for t in &tasks {
+            t.abort();
+        }
+        tasks
+    }
+
+    /// Closes the listener and every connection; returns once they are closed (bounded
+    /// wait), so a connect right afterwards is refused.
+    pub(crate) fn pause(&self) {
+        let tasks = self.begin_pause();
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while tasks.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// [`Instance::pause`] for async callers on the instance's runtime.
+    pub(crate) async fn pause_async(&self) {
+        let tasks = self.begin_pause();
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while tasks.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
@@ -247,7 +266,7 @@ impl Instance {
     }
 
     pub(crate) fn shutdown(&self) {
-        self.pause();
+        self.begin_pause();
     }
 }
 
