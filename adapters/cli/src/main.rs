@@ -1,0 +1,487 @@
+//! `apolloconf`: read, watch, export and serve Apollo configuration from the command line.
+
+mod output;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use apolloconf::{Client, ClientBuilder, Env, Event, Source, Status};
+use apolloconf_testserver::TestServer;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use output::Out;
+
+/// The app id of the sample configuration in `examples/config`.
+const SAMPLE_APP: &str = "SampleApp";
+/// The namespaces of the sample configuration.
+const SAMPLE_NAMESPACES: [&str; 3] = ["application", "platform.common", "datasource.yaml"];
+
+/// Read, watch, export and serve configuration of the Apollo configuration center.
+///
+/// Every connection option can also come from the Java client's environment variables
+/// (APOLLO_META, {ENV}_META with ENV, APOLLO_CONFIG_SERVICE, APP_ID, APOLLO_CLUSTER, IDC,
+/// APOLLO_LABEL, APOLLO_ACCESS_KEY_SECRET, APOLLO_CACHE_DIR) and from server.properties
+/// (APOLLO_PATH_SERVER_PROPERTIES, default /opt/settings/server.properties); options on
+/// the command line win.
+#[derive(Debug, Parser)]
+#[command(name = "apolloconf", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+struct Common {
+    /// Meta-server address(es), comma-separated [env: APOLLO_META]
+    #[arg(long, global = true, value_name = "URL[,URL]")]
+    meta: Option<String>,
+    /// Config-service URL(s), comma-separated; skips discovery [env: APOLLO_CONFIG_SERVICE]
+    #[arg(long, global = true, value_name = "URL[,URL]")]
+    config_service: Option<String>,
+    /// Application id [env: APP_ID]
+    #[arg(long, global = true)]
+    app_id: Option<String>,
+    /// Cluster [env: APOLLO_CLUSTER]
+    #[arg(long, global = true)]
+    cluster: Option<String>,
+    /// Data center [env: IDC]
+    #[arg(long, global = true)]
+    idc: Option<String>,
+    /// Namespace to read (repeatable; the first one wins on equal keys) [default: application]
+    #[arg(long = "namespace", short = 'n', global = true, value_name = "NS")]
+    namespaces: Vec<String>,
+    /// Gray-release label [env: APOLLO_LABEL]
+    #[arg(long, global = true)]
+    label: Option<String>,
+    /// IP reported to the server (gray rules by ip)
+    #[arg(long, global = true)]
+    ip: Option<String>,
+    /// Access-key secret [env: APOLLO_ACCESS_KEY_SECRET]
+    #[arg(long, global = true)]
+    secret: Option<String>,
+    /// Cache root directory [env: APOLLO_CACHE_DIR] [default: /opt/data]
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Do not read or write the local cache
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Output format
+    #[arg(long, short = 'f', global = true, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Seconds to wait for the first load
+    #[arg(long, global = true, default_value_t = 5.0, value_name = "SECS")]
+    timeout: f64,
+    /// More log output on stderr (-v warnings, -vv info, -vvv debug)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Aligned columns for people
+    Table,
+    /// JSON (one object per line for `watch`)
+    Json,
+    /// Java .properties lines
+    Properties,
+    /// Shell `KEY='value'` lines
+    Env,
+    /// YAML
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print values once and exit (1 if a key is missing, 2 on usage or connection errors)
+    Get {
+        /// Keys to print (all keys when none)
+        keys: Vec<String>,
+    },
+    /// Print the configuration, then every change until interrupted. Without any server
+    /// configured it serves examples/config in-process and watches that.
+    Watch,
+    /// Write one namespace as properties, JSON, YAML or env lines
+    Export {
+        /// Write to this file instead of stdout
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Run a local Apollo-compatible server over a directory of files
+    /// ({appId}/{cluster}/{namespace}.{properties|yaml|yml|json|xml|txt}); a changed file
+    /// is published at once
+    Serve {
+        /// The directory to serve
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The port (0 picks a free one)
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// The address to bind
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+    },
+}
+
+/// A failure with its exit code and a message that says what to do.
+struct Fail {
+    code: u8,
+    message: String,
+}
+
+impl Fail {
+    fn usage(message: impl Into<String>) -> Fail {
+        Fail {
+            code: 2,
+            message: message.into(),
+        }
+    }
+    fn missing(message: impl Into<String>) -> Fail {
+        Fail {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.common.verbose);
+    let result = match &cli.command {
+        Command::Get { keys } => get(&cli.common, keys),
+        Command::Watch => watch(&cli.common),
+        Command::Export { output } => export(&cli.common, output.as_deref()),
+        Command::Serve { dir, port, host } => serve(dir, *port, *host),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("apolloconf: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------ logging
+
+struct StderrLog;
+
+static LOGGER: StderrLog = StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::max_level()
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            eprintln!("[{}] {}", r.level(), r.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => log::LevelFilter::Error,
+        1 => log::LevelFilter::Warn,
+        2 => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    };
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+// ------------------------------------------------------------------------------ client
+
+fn builder(c: &Common) -> ClientBuilder {
+    let mut b = Client::builder().environment(Env::process());
+    if let Some(v) = &c.meta {
+        b = b.meta_server(v.clone());
+    }
+    if let Some(v) = &c.config_service {
+        b = b.config_service(v.clone());
+    }
+    if let Some(v) = &c.app_id {
+        b = b.app_id(v.clone());
+    }
+    if let Some(v) = &c.cluster {
+        b = b.cluster(v.clone());
+    }
+    if let Some(v) = &c.idc {
+        b = b.data_center(v.clone());
+    }
+    if let Some(v) = &c.label {
+        b = b.label(v.clone());
+    }
+    if let Some(v) = &c.ip {
+        b = b.ip(v.clone());
+    }
+    if let Some(v) = &c.secret {
+        b = b.secret(v.clone());
+    }
+    if let Some(v) = &c.cache_dir {
+        b = b.cache_dir(v.clone());
+    }
+    let timeout = if c.timeout.is_finite() && c.timeout >= 0.0 {
+        c.timeout
+    } else {
+        5.0
+    };
+    b.cache(!c.no_cache)
+        .startup_timeout(Duration::from_secs_f64(timeout))
+}
+
+fn namespaces(c: &Common) -> Vec<String> {
+    if c.namespaces.is_empty() {
+        vec!["application".to_string()]
+    } else {
+        c.namespaces.clone()
+    }
+}
+
+fn build(b: ClientBuilder) -> Result<Client, Fail> {
+    b.build()
+        .map_err(|e| Fail::usage(format!("{e}\nSee `apolloconf --help` for the options.")))
+}
+
+/// After start-up: fail (exit 2) when a namespace has no values because no server could be
+/// reached; warn about values served from the cache; fail (exit 1) for missing namespaces.
+fn check_loaded(client: &Client, strict_missing: bool) -> Result<(), Fail> {
+    let snap = client.snapshot();
+    let mut unreachable = Vec::new();
+    let mut not_found = Vec::new();
+    for ns in snap.namespaces() {
+        match (ns.status(), ns.source()) {
+            (Status::NotFound, Source::None) => not_found.push(ns.name().to_string()),
+            (_, Source::None) => unreachable.push(ns.name().to_string()),
+            (_, Source::Cache) => eprintln!(
+                "apolloconf: warning: {} is served from the local cache (the server did not answer)",
+                ns.name()
+            ),
+            _ => {}
+        }
+    }
+    if !unreachable.is_empty() {
+        let servers = match &client.settings().servers {
+            Some(apolloconf::ServerSource::Meta(m)) => format!("meta server {m}"),
+            Some(apolloconf::ServerSource::ConfigService(c)) => format!("config service {c}"),
+            None => "no server".to_string(),
+        };
+        let cause = client
+            .metrics()
+            .last_error
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        return Err(Fail::usage(format!(
+            "could not load {} from {servers}{cause}\nCheck that the server is running and \
+             --meta/--config-service (or APOLLO_META/APOLLO_CONFIG_SERVICE) point at it, or raise --timeout.",
+            unreachable.join(", ")
+        )));
+    }
+    if strict_missing && !not_found.is_empty() {
+        return Err(Fail::missing(format!(
+            "namespace {} not found for app {} cluster {}; check --app-id, --cluster and --namespace",
+            not_found.join(", "),
+            client.settings().app_id,
+            client.settings().cluster
+        )));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------ get
+
+fn get(c: &Common, keys: &[String]) -> Result<(), Fail> {
+    let client = build(builder(c).namespaces(namespaces(c)))?;
+    check_loaded(&client, keys.is_empty())?;
+    let snap = client.snapshot();
+    let mut out = Out::stdout();
+    if keys.is_empty() {
+        let mut merged = std::collections::BTreeMap::new();
+        for ns in snap.namespaces() {
+            for (k, v) in ns.properties() {
+                merged.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        let pairs: Vec<(String, Option<String>)> =
+            merged.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        out.pairs(c.format, &pairs);
+    } else {
+        let pairs: Vec<(String, Option<String>)> = keys
+            .iter()
+            .map(|k| (k.clone(), snap.get(k).map(str::to_string)))
+            .collect();
+        out.pairs(c.format, &pairs);
+        let missing: Vec<&str> = pairs
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if !missing.is_empty() {
+            out.flush();
+            let names: Vec<&str> = snap.namespaces().map(|n| n.name()).collect();
+            return Err(Fail::missing(format!(
+                "key {} not found in namespace {}; add --namespace to look in others",
+                missing.join(", "),
+                names.join(", ")
+            )));
+        }
+    }
+    out.flush();
+    client.close();
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------ export
+
+fn export(c: &Common, output: Option<&Path>) -> Result<(), Fail> {
+    let list = namespaces(c);
+    if list.len() > 1 {
+        return Err(Fail::usage(
+            "export writes one namespace: pass a single --namespace",
+        ));
+    }
+    let client = build(builder(c).namespaces(list.clone()))?;
+    check_loaded(&client, true)?;
+    let name = list.first().cloned().unwrap_or_default();
+    let ns = client
+        .namespace(&name)
+        .ok_or_else(|| Fail::usage(format!("namespace {name} is not watched")))?;
+    let text = output::export_text(&ns, c.format);
+    match output {
+        None => {
+            let mut out = Out::stdout();
+            out.raw(&text);
+            out.flush();
+        }
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| Fail::usage(format!("cannot write {}: {e}", path.display())))?,
+    }
+    client.close();
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------ serve
+
+fn interrupt_flag() -> Result<Arc<AtomicBool>, Fail> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    ctrlc::set_handler(move || f.store(true, Ordering::SeqCst))
+        .map_err(|e| Fail::usage(format!("cannot install the Ctrl-C handler: {e}")))?;
+    Ok(flag)
+}
+
+fn serve(dir: &Path, port: u16, host: std::net::IpAddr) -> Result<(), Fail> {
+    if !dir.is_dir() {
+        return Err(Fail::usage(format!(
+            "{} is not a directory; pass --dir with {{appId}}/{{cluster}}/{{namespace}}.properties files (see examples/config)",
+            dir.display()
+        )));
+    }
+    let stop = interrupt_flag()?;
+    let server = TestServer::builder()
+        .host(host)
+        .port(port)
+        .watch_dir(dir)
+        .start()
+        .map_err(|e| {
+            Fail::usage(format!(
+                "cannot listen on {host}:{port}: {e}; pick another --port"
+            ))
+        })?;
+    eprintln!(
+        "apolloconf: serving {} at {} (meta server and config service); edit a file to publish it. Ctrl-C stops.",
+        dir.display(),
+        server.url()
+    );
+    eprintln!(
+        "apolloconf: try `apolloconf --config-service {} --app-id <APP> watch`",
+        server.url()
+    );
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.shutdown();
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------ watch
+
+fn sample_dir() -> Option<PathBuf> {
+    let local = PathBuf::from("examples").join("config");
+    if local.is_dir() {
+        return Some(local);
+    }
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("..")
+        .join("examples")
+        .join("config");
+    shipped.is_dir().then_some(shipped)
+}
+
+fn watch(c: &Common) -> Result<(), Fail> {
+    // The embedded default: nothing configured anywhere → serve the sample in-process.
+    let probe = builder(c).app_id(c.app_id.clone().unwrap_or_else(|| SAMPLE_APP.to_string()));
+    let configured = probe
+        .resolve()
+        .map_err(|e| Fail::usage(e.to_string()))?
+        .servers
+        .is_some();
+    let mut embedded = None;
+    let mut b = builder(c);
+    let mut list = namespaces(c);
+    if !configured {
+        let dir = sample_dir().ok_or_else(|| {
+            Fail::usage(
+                "no meta server or config service configured and no examples/config directory found; \
+                 pass --meta or --config-service (or set APOLLO_META)",
+            )
+        })?;
+        let server = TestServer::builder()
+            .watch_dir(&dir)
+            .start()
+            .map_err(|e| Fail::usage(format!("cannot start the embedded server: {e}")))?;
+        let app = c.app_id.clone().unwrap_or_else(|| SAMPLE_APP.to_string());
+        if c.namespaces.is_empty() {
+            list = SAMPLE_NAMESPACES.iter().map(|s| s.to_string()).collect();
+        }
+        eprintln!(
+            "apolloconf: no Apollo server configured, serving {} in-process at {} (app {app}); edit a file there to see changes live",
+            dir.display(),
+            server.url()
+        );
+        b = b.config_service(server.url()).app_id(app);
+        if c.cache_dir.is_none() {
+            b = b.cache(false);
+        }
+        embedded = Some(server);
+    }
+    let stop = interrupt_flag()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let client = build(b.namespaces(list).event_sink(tx))?;
+    let mut view = output::Watch::new(c.format, Out::stdout());
+    view.start(&client);
+    while !stop.load(Ordering::SeqCst) {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Event::Closed) => break,
+            Ok(e) => view.event(&client, e),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => view.tick(&client),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    view.finish();
+    client.close();
+    if let Some(s) = embedded {
+        s.shutdown();
+    }
+    let _ = std::io::stderr().flush();
+    Ok(())
+}
