@@ -260,3 +260,57 @@ fn dir_with_data_file_does_not_republish_on_restart() {
     drop(p2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Section 11 item 38 (client-side item; the server side is the directory mode's reader).
+#[test]
+fn item_38_properties_rules_in_directory_mode() {
+    let dir = tmp("props");
+    write(
+        &dir.join("App/default/application.properties"),
+        concat!(
+            "# comment\n",
+            "! bang comment\n",
+            "   indented = value with trailing  \n",
+            "colon:c\n",
+            "blank b\n",
+            "keyonly\n",
+            "cont = a\\\n",
+            "       b\\\n",
+            "  c\n",
+            "even = x\\\\\n",
+            "next = y\n",
+            "uni = caf\\u00e9 \\t|\n",
+            "esc\\=aped\\:key\\ x = 1\n",
+            "#not\\\n",
+            "after = comment\n",
+            "dup = 1\n",
+            "dup = 2\n",
+        ),
+    );
+    write(&dir.join("App/default/bad.properties"), "k=\\u12\n");
+    let s = TestServer::builder()
+        .watch_dir(&dir)
+        .start()
+        .expect("start");
+    let v = get(&s, "/configs/App/default/application").json();
+    assert_eq!(
+        v["configurations"],
+        serde_json::json!({
+            "indented": "value with trailing  ",
+            "colon": "c",
+            "blank": "b",
+            "keyonly": "",
+            "cont": "abc",
+            "even": "x\\",
+            "next": "y",
+            "uni": "café \t|",
+            "esc=aped:key x": "1",
+            "after": "comment",
+            "dup": "2",
+        })
+    );
+    // A malformed \u escape: the file is skipped.
+    assert_eq!(get(&s, "/configs/App/default/bad").status, 404);
+    s.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
