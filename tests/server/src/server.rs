@@ -997,7 +997,6 @@ async fn notifications_v1(ctx: &Ctx<'_>, app: &str) -> Resp {
         keys.iter()
             .filter_map(|k| d.latest_message(k, cutoff))
             .max()
-            .unwrap_or(-1)
     };
     let one = |id: i64| {
         let mut s = String::new();
@@ -1006,7 +1005,7 @@ async fn notifications_v1(ctx: &Ctx<'_>, app: &str) -> Resp {
         o.end();
         json(s)
     };
-    if latest != client_id {
+    if let Some(latest) = latest.filter(|&l| l != client_id) {
         return one(latest);
     }
     let hold = lock(&ctx.inst.settings).hold;

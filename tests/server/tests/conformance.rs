@@ -1180,3 +1180,33 @@ fn release_key_format_and_increasing_message_ids() {
     }
     assert_ne!(a.release_key, b.release_key);
 }
+
+#[test]
+fn legacy_v1_notifications() {
+    let s = server(300);
+    let t = Instant::now();
+    let r = get(
+        &s,
+        &format!("/notifications?appId={A}&cluster=default&namespace=application"),
+    );
+    assert_eq!(r.status, 304);
+    assert!(t.elapsed() >= Duration::from_millis(280));
+    let id = s
+        .admin()
+        .publish(A, "default", "application", [("k", "v")])
+        .expect("p")
+        .message_id;
+    let r = get(
+        &s,
+        &format!("/notifications?appId={A}&cluster=default&namespace=application.properties"),
+    );
+    assert_eq!(
+        r.text(),
+        format!("{{\"namespaceName\":\"application\",\"notificationId\":{id}}}")
+    );
+    let r = get(
+        &s,
+        &format!("/notifications?appId={A}&cluster=default&notificationId={id}"),
+    );
+    assert_eq!(r.status, 304);
+}
