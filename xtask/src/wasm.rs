@@ -1,16 +1,275 @@
-//! WebAssembly build and the npm package's runtime tests (filled in with the WASM host).
+//! WebAssembly build and the npm package's runtime tests.
+//!
+//! Layout: the engine crate is `wasm/`; the npm package is `pkg/` (its generated glue goes
+//! to `pkg/dist/`); the npm tooling (deno, workerd, playwright-core, binaryen, typescript)
+//! is installed into `pkg/test-env/`; the packed tarball goes to `{target}/npm/`.
 
-use crate::step::Runner;
+use crate::step::{Runner, cargo, cmd, project_root};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Must equal the `wasm-bindgen` version pinned in the root Cargo.toml.
+const WASM_BINDGEN_VERSION: &str = "0.2.130";
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+const PROFILE: &str = "wasm-release";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn root() -> PathBuf {
+    project_root().unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The workspace target directory (honours `CARGO_TARGET_DIR` as cargo does).
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => {
+            let d = PathBuf::from(d);
+            if d.is_absolute() { d } else { root().join(d) }
+        }
+        _ => root().join("target"),
+    }
+}
+
+fn pkg_dir() -> PathBuf {
+    root().join("pkg")
+}
+
+fn tool_dir() -> PathBuf {
+    pkg_dir().join("test-env")
+}
+
+fn tool_bin(name: &str) -> PathBuf {
+    tool_dir().join("node_modules").join(".bin").join(name)
+}
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// `wasm-bindgen` on PATH, else in cargo's bin directory.
+fn wasm_bindgen_bin() -> String {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    match home.map(|h| h.join("bin").join("wasm-bindgen")) {
+        Some(bin) if bin.exists() => s(&bin),
+        _ => String::from("wasm-bindgen"),
+    }
+}
+
+fn wasm_bindgen_ok() -> bool {
+    cmd(&wasm_bindgen_bin(), &["--version"])
+        .output()
+        .is_some_and(|v| v.trim() == format!("wasm-bindgen {WASM_BINDGEN_VERSION}"))
+}
+
+/// Install what is missing: the wasm target, wasm-bindgen-cli at the pinned version,
+/// Chromium (apt) and the npm tooling.
+fn install() -> bool {
+    if !cmd("rustup", &["target", "add", WASM_TARGET]).ok() {
+        return false;
+    }
+    // Not --locked: the CLI's own lockfile pins a webpki-roots this registry lacks.
+    if !wasm_bindgen_ok()
+        && !cargo(&[
+            "install",
+            "wasm-bindgen-cli",
+            "--version",
+            WASM_BINDGEN_VERSION,
+        ])
+    {
+        return false;
+    }
+    if !Path::new(CHROMIUM).exists() {
+        let ok = cmd("apt-get", &["update", "-qq"]).ok()
+            && cmd("apt-get", &["install", "-y", "-qq", "chromium"])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .ok();
+        if !ok {
+            return false;
+        }
+    }
+    // `npm install`, not `npm ci`: the registry lacks the other-OS optional packages.
+    cmd(
+        "npm",
+        &["install", "--no-audit", "--no-fund", "--loglevel=error"],
+    )
+    .dir(&tool_dir())
+    .ok()
+}
+
+/// Build the engine, generate the glue into `pkg/dist/` and shrink it with wasm-opt.
+fn build() -> bool {
+    if !cargo(&[
+        "build",
+        "--locked",
+        "--profile",
+        PROFILE,
+        "--target",
+        WASM_TARGET,
+        "-p",
+        "apolloconf-wasm",
+    ]) {
+        return false;
+    }
+    let wasm = target_dir()
+        .join(WASM_TARGET)
+        .join(PROFILE)
+        .join("apolloconf_wasm.wasm");
+    let dist = pkg_dir().join("dist");
+    let _ = std::fs::remove_dir_all(&dist);
+    let bindgen = cmd(
+        &wasm_bindgen_bin(),
+        &[
+            "--target",
+            "web",
+            "--no-typescript",
+            "--remove-name-section",
+            "--remove-producers-section",
+            "--out-name",
+            "apolloconf_wasm",
+            "--out-dir",
+            &s(&dist),
+            &s(&wasm),
+        ],
+    )
+    .ok();
+    if !bindgen {
+        return false;
+    }
+    // npm binaryen (Debian's binaryen 108 produces modules that fail to load).
+    let out = s(&dist.join("apolloconf_wasm_bg.wasm"));
+    cmd(&s(&tool_bin("wasm-opt")), &["-Oz", &out, "-o", &out]).ok()
+}
+
+/// `npm pack` the package into `{target}/npm/`; returns the tarball.
+fn pack() -> Option<PathBuf> {
+    let dest = target_dir().join("npm");
+    let _ = std::fs::remove_dir_all(&dest);
+    std::fs::create_dir_all(&dest).ok()?;
+    let name = cmd(
+        "npm",
+        &["pack", "--silent", "--pack-destination", &s(&dest)],
+    )
+    .dir(&pkg_dir())
+    .output()?;
+    let tarball = dest.join(name.lines().last()?.trim());
+    tarball.exists().then_some(tarball)
+}
+
+fn test_server() -> PathBuf {
+    target_dir().join("debug").join("apolloconf-testserver")
+}
+
+fn runtime_test(runtime: &str, tarball: &Path) -> bool {
+    let script = s(&pkg_dir().join("test").join("run.mjs"));
+    cmd(
+        "node",
+        &[
+            &script,
+            runtime,
+            "--tarball",
+            &s(tarball),
+            "--server",
+            &s(&test_server()),
+        ],
+    )
+    .ok()
+}
+
 /// Steps of `cargo xtask test` for the WASM host and the npm package.
-pub fn steps(_r: &mut Runner) {}
+pub fn steps(r: &mut Runner) {
+    if !r.step(
+        "wasm: install toolchain (target, wasm-bindgen-cli, chromium, npm tooling)",
+        install,
+    ) {
+        return;
+    }
+    r.step("wasm: clippy for wasm32 (-D warnings)", || {
+        cargo(&[
+            "clippy",
+            "--locked",
+            "--target",
+            WASM_TARGET,
+            "-p",
+            "apolloconf-wasm",
+            "--",
+            "-D",
+            "warnings",
+        ])
+    });
+    if !r.step(
+        "wasm: build engine, wasm-bindgen --target web, wasm-opt -Oz",
+        build,
+    ) {
+        return;
+    }
+    let mut tarball = None;
+    if !r.step("wasm: npm pack", || {
+        tarball = pack();
+        tarball.is_some()
+    }) {
+        return;
+    }
+    let Some(tarball) = tarball else { return };
+    if !r.step("wasm: build the test server", || {
+        cargo(&["build", "--locked", "-p", "apolloconf-testserver"])
+    }) {
+        return;
+    }
+    for runtime in ["node", "deno", "browser", "workerd", "types"] {
+        let name = match runtime {
+            "browser" => String::from("npm package: headless Chromium (playwright-core)"),
+            "types" => String::from("npm package: tsc --noEmit of the examples"),
+            other => format!("npm package: {other}"),
+        };
+        r.step(&name, || runtime_test(runtime, &tarball));
+    }
+}
 
 /// Size and speed numbers of the package.
-pub fn bench(_r: &mut Runner) {}
+pub fn bench(r: &mut Runner) {
+    if !r.step("wasm: install toolchain", install) || !r.step("wasm: build", build) {
+        return;
+    }
+    let mut tarball = None;
+    if !r.step("wasm: npm pack", || {
+        tarball = pack();
+        tarball.is_some()
+    }) {
+        return;
+    }
+    let Some(tarball) = tarball else { return };
+    if !r.step("wasm: build the test server", || {
+        cargo(&["build", "--locked", "-p", "apolloconf-testserver"])
+    }) {
+        return;
+    }
+    r.step(
+        "npm package: sizes, get() vs Map, publish-to-event latency (Node)",
+        || {
+            let script = s(&pkg_dir().join("test").join("bench.mjs"));
+            cmd(
+                "node",
+                &[
+                    &script,
+                    "--tarball",
+                    &s(&tarball),
+                    "--server",
+                    &s(&test_server()),
+                ],
+            )
+            .ok()
+        },
+    );
+}
 
-/// `cargo xtask wasm`: build the package only.
+/// `cargo xtask wasm`: build and pack the package only.
 pub fn build_only() -> ExitCode {
-    let r = Runner::new();
+    let mut r = Runner::new();
+    if r.step("wasm: install toolchain", install) && r.step("wasm: build", build) {
+        r.step("wasm: npm pack", || {
+            pack().inspect(|t| println!("{}", t.display())).is_some()
+        });
+    }
     r.finish()
 }

@@ -1,0 +1,20 @@
+// Entry for browsers (and the `default` condition): the engine is fetched from next to this
+// module (bundlers rewrite the URL); the default cache is localStorage when available.
+import init, { WasmClient } from '../dist/apolloconf_wasm.js';
+import { bindRuntime, localStorageCache } from './client.js';
+
+export const ApolloClient = bindRuntime({
+  name: 'this runtime',
+  async load() {
+    await init({ module_or_path: new URL('../dist/apolloconf_wasm_bg.wasm', import.meta.url) });
+    return { WasmClient };
+  },
+  defaultCache: () => {
+    try {
+      return localStorageCache();
+    } catch {
+      return null; // storage disabled (e.g. sandboxed frames)
+    }
+  },
+});
+export { ApolloError, ErrorCode } from './client.js';

@@ -1,0 +1,50 @@
+// Entry for Deno: the engine's bytes are read from the package folder (needs read access to
+// it). The default cache is the Java-compatible file cache under $APOLLO_CACHE_DIR or
+// /opt/data when read and write access to it is already granted (never prompts), else none.
+import init, { WasmClient } from '../dist/apolloconf_wasm.js';
+import { bindRuntime, fileCache } from './client.js';
+
+const fs = {
+  readFile: (p) => Deno.readFile(p),
+  writeFile: (p, b) => Deno.writeFile(p, b),
+  rename: (a, b) => Deno.rename(a, b),
+  mkdir: (p) => Deno.mkdir(p, { recursive: true }),
+  isNotFound: (e) => e instanceof Deno.errors.NotFound,
+};
+
+function cacheRoot() {
+  let dir;
+  try {
+    if (Deno.permissions.querySync({ name: 'env', variable: 'APOLLO_CACHE_DIR' }).state === 'granted') {
+      dir = Deno.env.get('APOLLO_CACHE_DIR');
+    }
+  } catch {
+    // no env access: use the default
+  }
+  return dir || '/opt/data';
+}
+
+function granted(path) {
+  try {
+    return Deno.permissions.querySync({ name: 'read', path }).state === 'granted' &&
+      Deno.permissions.querySync({ name: 'write', path }).state === 'granted';
+  } catch {
+    return false;
+  }
+}
+
+export const ApolloClient = bindRuntime({
+  name: 'Deno',
+  async load() {
+    const bytes = await Deno.readFile(new URL('../dist/apolloconf_wasm_bg.wasm', import.meta.url));
+    await init({ module_or_path: bytes });
+    return { WasmClient };
+  },
+  cacheRoot,
+  fileCache: (root, appId) => fileCache(root, appId, fs),
+  defaultCache(appId) {
+    const root = cacheRoot();
+    return granted(root) ? fileCache(root, appId, fs) : null;
+  },
+});
+export { ApolloError, ErrorCode } from './client.js';

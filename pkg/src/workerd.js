@@ -1,0 +1,17 @@
+// Entry for workerd (Cloudflare Workers and compatible): the engine is imported as a
+// compiled WebAssembly module (workers may not compile wasm from bytes) and instantiated on
+// the first `create()`, never at import time. No cache by default; pass a
+// `{ get(key), set(key, value) }` store (e.g. a KV namespace) to get one.
+import { initSync, WasmClient } from '../dist/apolloconf_wasm.js';
+import wasmModule from '../dist/apolloconf_wasm_bg.wasm';
+import { bindRuntime } from './client.js';
+
+export const ApolloClient = bindRuntime({
+  name: 'workerd',
+  async load() {
+    initSync({ module: wasmModule });
+    return { WasmClient };
+  },
+  defaultCache: () => null,
+});
+export { ApolloError, ErrorCode } from './client.js';

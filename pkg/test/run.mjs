@@ -1,0 +1,236 @@
+// Runtime tests of the packed package.
+//
+//   node pkg/test/run.mjs <node|deno|browser|workerd|types> --tarball T --server BIN
+//
+// Each runtime test installs the tarball into a fresh temp project, starts the test
+// server, runs scenario.mjs inside the runtime (create, read, change after a publish,
+// close, cache round trip) and checks that the runtime's process exits by itself after
+// close() (Node, Deno). Exit status 0 on success.
+
+import { writeFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { project, startServer, runLimited, resultOf, entryFor, freePort, toolBin, here } from './lib.mjs';
+
+const args = process.argv.slice(2);
+const runtime = args[0];
+const opt = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const tarball = opt('--tarball');
+const serverBin = opt('--server');
+if (!runtime || !tarball || (!serverBin && runtime !== 'types')) {
+  console.error('usage: run.mjs <node|deno|browser|workerd|types> --tarball T --server BIN');
+  process.exit(2);
+}
+
+const EXIT_GRACE_MS = 2_000;
+
+function judge(name, r) {
+  const result = resultOf(r.stdout);
+  if (r.code !== 0 || !result) {
+    console.error(`${name}: FAILED (exit ${r.code ?? r.signal})`);
+    return false;
+  }
+  if (r.exitedAfterMs !== undefined && r.exitedAfterMs > EXIT_GRACE_MS) {
+    console.error(`${name}: the process lingered ${r.exitedAfterMs} ms after close()`);
+    return false;
+  }
+  console.log(`${name}: ${result.checks} checks passed; exited ${r.exitedAfterMs ?? '?'} ms after close()`);
+  return true;
+}
+
+const scriptHead = (entry) => `import { ApolloClient, ApolloError } from ${JSON.stringify(entry)};
+import { run } from './scenario.mjs';
+`;
+
+async function testNode(server) {
+  const dir = project(tarball, 'node');
+  writeFileSync(join(dir, 'test.mjs'), `${scriptHead('apolloconf')}
+const [server, cacheDir] = process.argv.slice(2);
+const r = await run({ ApolloClient, ApolloError, server, runtime: 'node', cache: { dir: cacheDir }, log: console.log });
+console.log('RESULT ' + JSON.stringify(r));
+`);
+  const r = await runLimited(process.execPath, ['test.mjs', server.url, join(dir, 'cache')], { cwd: dir });
+  if (!judge('node', r)) return false;
+  // The cache directory has the Java layout: {root}/{appId}/config-cache/{appId}+default+{ns}.properties
+  const { appId } = resultOf(r.stdout);
+  const file = join(dir, 'cache', appId, 'config-cache', `${appId}+default+application.properties`);
+  const text = readFileSync(file, 'latin1');
+  if (!text.includes('greeting=hi')) {
+    console.error(`node: cache file ${file} lacks greeting=hi:\n${text}`);
+    return false;
+  }
+  console.log(`node: Java-layout cache file written (${file})`);
+  return true;
+}
+
+async function testDeno(server) {
+  const dir = project(tarball, 'deno');
+  writeFileSync(join(dir, 'deno.json'), JSON.stringify({ nodeModulesDir: 'manual' }));
+  mkdirSync(join(dir, 'cache'));
+  writeFileSync(join(dir, 'test.mjs'), `${scriptHead('apolloconf')}
+const [server] = Deno.args;
+const r = await run({ ApolloClient, ApolloError, server, runtime: 'deno', cache: { dir: './cache' }, log: console.log });
+console.log('RESULT ' + JSON.stringify(r));
+`);
+  const r = await runLimited(toolBin('deno'), ['run', '--allow-net=127.0.0.1', '--allow-read=.', '--allow-write=./cache', 'test.mjs', server.url],
+    { cwd: dir, env: { DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' } });
+  return judge('deno', r);
+}
+
+async function testBrowser(server, serverBin) {
+  const dir = project(tarball, 'browser');
+  const entry = entryFor(dir, 'browser');
+  writeFileSync(join(dir, 'index.html'), `<!doctype html>
+<meta charset="utf-8"><title>apolloconf browser test</title>
+<script type="importmap">${JSON.stringify({ imports: { apolloconf: entry } })}</script>
+<script type="module">
+${scriptHead('apolloconf')}
+const server = new URL(location.href).searchParams.get('server');
+localStorage.clear();
+run({ ApolloClient, ApolloError, server, runtime: 'browser', cache: 'localStorage', log: (m) => console.log(m) })
+  .then((r) => { window.__result = { ok: true, r }; }, (e) => { window.__result = { ok: false, error: String(e?.stack ?? e) }; });
+</script>
+`);
+  // A second server instance serves the page: the API is cross-origin, as in production.
+  const pages = await startServer(serverBin, ['--static', dir]);
+  const { chromium } = await import(join(here, '..', 'test-env', 'node_modules', 'playwright-core', 'index.mjs'));
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+  try {
+    const page = await browser.newPage();
+    page.on('console', (m) => console.log(`[browser] ${m.text()}`));
+    page.on('pageerror', (e) => console.log(`[browser error] ${e}`));
+    await page.goto(`${pages.url}/__static/index.html?server=${encodeURIComponent(server.url)}`);
+    await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 60_000 });
+    const res = await page.evaluate(() => window.__result);
+    if (!res.ok) {
+      console.error(`browser: FAILED ${res.error}`);
+      return false;
+    }
+    const keys = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('apolloconf:')).length);
+    console.log(`browser: ${res.r.checks} checks passed; ${keys} cache entries in localStorage`);
+    return keys >= 2;
+  } finally {
+    await browser.close();
+    pages.stop();
+  }
+}
+
+async function testWorkerd(server) {
+  const dir = project(tarball, 'workerd');
+  const entry = entryFor(dir, 'workerd');
+  const pkgRoot = 'node_modules/apolloconf';
+  writeFileSync(join(dir, 'worker.mjs'), `${scriptHead(entry)}
+// A user-supplied { get, set } store (a stand-in for Workers KV).
+const store = new Map();
+const cache = { get: async (k) => store.get(k), set: async (k, v) => { store.set(k, v); } };
+export default {
+  async fetch(request) {
+    const server = new URL(request.url).searchParams.get('server');
+    try {
+      const r = await run({ ApolloClient, ApolloError, server, runtime: 'workerd', cache, log: (m) => console.log(m) });
+      return Response.json({ ok: true, r, cacheEntries: store.size });
+    } catch (e) {
+      return Response.json({ ok: false, error: String(e?.stack ?? e) }, { status: 500 });
+    }
+  },
+};
+`);
+  const port = await freePort();
+  const mod = (name) => `(name = "${name}", esModule = embed "${name}")`;
+  writeFileSync(join(dir, 'config.capnp'), `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .mainWorker),
+    # workerd blocks loopback by default; the test server is on 127.0.0.1.
+    (name = "loopback-net", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
+);
+const mainWorker :Workerd.Worker = (
+  modules = [
+    ${mod('worker.mjs')},
+    ${mod('scenario.mjs')},
+    ${mod(`${pkgRoot}/src/workerd.js`)},
+    ${mod(`${pkgRoot}/src/client.js`)},
+    ${mod(`${pkgRoot}/dist/apolloconf_wasm.js`)},
+    (name = "${pkgRoot}/dist/apolloconf_wasm_bg.wasm", wasm = embed "${pkgRoot}/dist/apolloconf_wasm_bg.wasm"),
+  ],
+  compatibilityDate = "2025-09-01",
+  globalOutbound = "loopback-net",
+);
+`);
+  const { spawn } = await import('node:child_process');
+  const child = spawn(toolBin('workerd'), ['serve', 'config.capnp'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] });
+  try {
+    let res;
+    for (let i = 0; i < 100; i++) {
+      try {
+        res = await fetch(`http://127.0.0.1:${port}/?server=${encodeURIComponent(server.url)}`, { signal: AbortSignal.timeout(90_000) });
+        break;
+      } catch (e) {
+        if (e?.name === 'TimeoutError') throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    if (!res) {
+      console.error('workerd: did not start');
+      return false;
+    }
+    const body = await res.json();
+    if (!body.ok) {
+      console.error(`workerd: FAILED ${body.error}`);
+      return false;
+    }
+    console.log(`workerd: ${body.r.checks} checks passed; ${body.cacheEntries} entries in the user store`);
+    return body.cacheEntries >= 2;
+  } finally {
+    child.kill();
+  }
+}
+
+async function testTypes() {
+  const dir = project(tarball, 'types');
+  const { copyFileSync, readdirSync } = await import('node:fs');
+  const exDir = join(here, '..', 'examples');
+  for (const f of readdirSync(exDir)) if (f.endsWith('.ts')) copyFileSync(join(exDir, f), join(dir, f));
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: {
+      target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, noEmit: true,
+      skipLibCheck: false, lib: ['es2022', 'dom', 'esnext.disposable'], types: [],
+    },
+    include: ['*.ts'],
+  }, null, 2));
+  const r = await runLimited(toolBin('tsc'), ['--noEmit', '-p', '.'], { cwd: dir, marker: /$^/ });
+  if (r.code !== 0) {
+    console.error('types: tsc --noEmit FAILED');
+    return false;
+  }
+  console.log('types: the examples type-check against the packed index.d.ts');
+  return true;
+}
+
+let ok = false;
+if (runtime === 'types') {
+  ok = await testTypes();
+} else {
+  const server = await startServer(serverBin, ['--hold', '20s']);
+  try {
+    if (runtime === 'node') ok = await testNode(server);
+    else if (runtime === 'deno') ok = await testDeno(server);
+    else if (runtime === 'browser') ok = await testBrowser(server, serverBin);
+    else if (runtime === 'workerd') ok = await testWorkerd(server);
+    else console.error(`unknown runtime ${runtime}`);
+  } catch (e) {
+    console.error(`${runtime}: FAILED ${e?.stack ?? e}`);
+  } finally {
+    server.stop();
+  }
+}
+process.exitCode = ok ? 0 : 1;

@@ -1,0 +1,136 @@
+// The runtime-independent check of the packed package, run inside every runtime (Node,
+// Deno, Chromium, workerd). It needs only `fetch`, timers and the package's ApolloClient:
+// it publishes through the test server's admin API (which sends CORS headers) itself.
+//
+// run({ ApolloClient, ApolloError, server, runtime, cache, log }) resolves to
+// { runtime, checks } or rejects with the first failed check.
+
+const CLOSED_PORT_URL = 'http://127.0.0.1:59999'; // not a fetch "bad port" (Deno blocks those)
+
+async function admin(server, method, path, body) {
+  const res = await fetch(`${server}/__admin/${path}`, {
+    method,
+    headers: body === undefined ? undefined : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`admin ${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+export function publish(server, appId, namespace, configurations) {
+  return admin(server, 'POST', `apps/${appId}/clusters/default/namespaces/${namespace}/releases`, { configurations });
+}
+
+export function publishContent(server, appId, namespace, content) {
+  return admin(server, 'POST', `apps/${appId}/clusters/default/namespaces/${namespace}/releases`, { content });
+}
+
+function within(ms, promise, what) {
+  let t;
+  return Promise.race([
+    promise.finally(() => clearTimeout(t)),
+    new Promise((_, reject) => { t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); }),
+  ]);
+}
+
+async function rejects(promise, check, what) {
+  try {
+    await promise;
+  } catch (e) {
+    if (!check(e)) throw new Error(`${what}: wrong error ${e?.name} ${e?.code ?? ''}: ${e?.message}`);
+    return e;
+  }
+  throw new Error(`${what}: did not reject`);
+}
+
+export async function run({ ApolloClient, ApolloError, server, runtime, cache, log = () => {} }) {
+  const checks = [];
+  const check = (name, cond, detail = '') => {
+    if (!cond) throw new Error(`check failed: ${name} ${detail}`);
+    checks.push(name);
+    log(`ok ${name}`);
+  };
+  const appId = `app-${runtime}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const fast = { longPollInitialDelayMs: 0 };
+
+  await publish(server, appId, 'application', {
+    greeting: 'hello', 'timeout.ms': '1500', 'feature.on': 'TRUE', 'json.val': '{"a":[1,2]}', 'db.url': 'jdbc:x', 'db.pool': '8',
+  });
+  await publishContent(server, appId, 'settings.json', '{"x":1}');
+
+  // A wrong option is a TypeError that names it.
+  const te = await rejects(ApolloClient.create({ appId, configServer: server, bogus: 1 }), (e) => e instanceof TypeError, 'unknown option');
+  check('unknown option is a TypeError naming it', /bogus/.test(te.message));
+  const te2 = await rejects(ApolloClient.create({ appId, configServer: 'ftp://x' }), (e) => e instanceof TypeError, 'bad url');
+  check('bad server URL is a TypeError naming the option', /configServer/.test(te2.message));
+
+  // Start-up errors are ApolloErrors with a code.
+  const nf = await rejects(ApolloClient.create({ appId: `${appId}-missing`, configServer: server, cache: false, timing: fast }),
+    (e) => e instanceof ApolloError, 'missing app');
+  check('a missing app rejects with NOT_FOUND', nf.code === 'NOT_FOUND', nf.code);
+  const down = await rejects(ApolloClient.create({ appId, configServer: CLOSED_PORT_URL, cache: false, timing: fast }),
+    (e) => e instanceof ApolloError, 'server down');
+  check('a server that is down rejects with NETWORK', down.code === 'NETWORK', down.code);
+
+  // Start and read.
+  const client = await within(10_000, ApolloClient.create({
+    appId, configServer: server, namespaces: ['application', 'settings.json'], cache, timing: fast,
+  }), 'create');
+  check('get', client.get('greeting') === 'hello');
+  check('get with default', client.get('nope', 'dflt') === 'dflt' && client.get('nope') === undefined);
+  check('getNumber', client.getNumber('timeout.ms') === 1500 && client.getNumber('greeting', 7) === 7);
+  check('getBoolean', client.getBoolean('feature.on') === true && client.getBoolean('nope', false) === false);
+  check('getJSON', client.getJSON('json.val')?.a?.[1] === 2);
+  const settings = client.namespace('settings.json');
+  check('content of a non-properties namespace', settings.content === '{"x":1}', String(settings.content));
+  check('namespace reads', client.namespace('application').get('db.pool') === '8' && client.namespace('application').source === 'server');
+  check('release key', typeof client.namespace('application').releaseKey === 'string');
+  let unknown;
+  try { client.namespace('other'); } catch (e) { unknown = e; }
+  check('an unconfigured namespace is NOT_FOUND', unknown instanceof ApolloError && unknown.code === 'NOT_FOUND');
+
+  // Changes: a key listener, a prefix listener that must not fire, and the async iterator.
+  const seen = [];
+  const prefixHits = [];
+  let valueInListener;
+  const gotChange = new Promise((resolve) => {
+    client.on('change', (ev) => {
+      seen.push(ev);
+      valueInListener = client.get('greeting');
+      resolve(ev);
+    }, { keys: ['greeting'] });
+  });
+  client.on('change', (ev) => prefixHits.push(ev), { prefixes: ['db.'] });
+  const iter = client.changes({ namespace: 'application' });
+  const firstFromIter = iter.next();
+  await publish(server, appId, 'application', {
+    greeting: 'hi', 'timeout.ms': '1500', 'feature.on': 'TRUE', 'json.val': '{"a":[1,2]}', 'db.url': 'jdbc:x', 'db.pool': '8', added: 'yes',
+  });
+  const ev = await within(15_000, gotChange, 'a change event');
+  check('change event after publish', ev.namespace === 'application' && ev.changes.length === 1 && ev.changes[0].key === 'greeting');
+  check('change carries old and new values', ev.changes[0].oldValue === 'hello' && ev.changes[0].newValue === 'hi' && ev.changes[0].type === 'MODIFIED');
+  check('snapshot is updated before listeners run', valueInListener === 'hi' && client.get('added') === 'yes');
+  check('prefix interest filters events', prefixHits.length === 0);
+  const it1 = await within(5_000, firstFromIter, 'the iterator');
+  check('async iterator yields the change', !it1.done && it1.value.changes.length === 2);
+
+  const m = client.metrics();
+  check('metrics count requests', m.configs.ok >= 2 && m.notifications.sent >= 1, JSON.stringify(m.configs));
+
+  const pendingIter = iter.next();
+  await within(5_000, client.close(), 'close');
+  check('close ends the iterator', (await within(2_000, pendingIter, 'iterator end')).done === true);
+  check('reads still work after close', client.get('greeting') === 'hi' && client.closed === true);
+
+  // The cache: a second client whose server is down serves the cached values.
+  if (cache !== false && cache !== undefined) {
+    const cached = await within(10_000, ApolloClient.create({
+      appId, configServer: CLOSED_PORT_URL, namespaces: ['application', 'settings.json'], cache, timing: fast,
+    }), 'create from cache');
+    check('values from the cache when the server is down', cached.get('greeting') === 'hi' && cached.namespace('application').source === 'cache');
+    check('cached non-properties content', cached.namespace('settings.json').content === '{"x":1}');
+    await within(5_000, cached.close(), 'close of cached client');
+  }
+  return { runtime, checks: checks.length, appId };
+}
