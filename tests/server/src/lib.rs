@@ -171,7 +171,16 @@ impl TestServerBuilder {
             .thread_name("apolloconf-testserver")
             .enable_all()
             .build()?;
-        let listener = rt.block_on(server::bind(SocketAddr::new(self.host, self.port)))?;
+        // Bind on the new runtime without `block_on`, so `start` also works when called
+        // from inside another runtime (e.g. a `#[tokio::test]`).
+        let (tx, rx) = std::sync::mpsc::channel();
+        let bind_addr = SocketAddr::new(self.host, self.port);
+        rt.spawn(async move {
+            let _ = tx.send(server::bind(bind_addr).await);
+        });
+        let listener = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("the server runtime stopped"))??;
         let addr = listener.local_addr()?;
         let inst = Instance::new(
             store.clone(),
@@ -192,10 +201,7 @@ impl TestServerBuilder {
             w.scan();
             watcher = Some(w.spawn(Duration::from_millis(200), stop.clone())?);
         }
-        {
-            let _guard = rt.enter();
-            inst.serve(listener);
-        }
+        inst.serve(listener);
         Ok(TestServer {
             admin: Admin { inst },
             rt: Some(rt),

@@ -780,3 +780,38 @@ fn readme_examples_exact_bytes() {
     );
     assert_eq!(admin(&s, "POST", "/__admin/reset", "").text(), "{}");
 }
+
+#[test]
+fn usable_from_inside_a_tokio_runtime() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let s = TestServer::builder()
+            .hold(Duration::from_millis(200))
+            .start()
+            .expect("start");
+        let key = s
+            .admin()
+            .publish(A, "default", "application", [("k", "v")])
+            .expect("publish")
+            .release_key;
+        let addr = s.addr();
+        let r = tokio::task::spawn_blocking(move || {
+            request(
+                addr,
+                "GET",
+                "/configs/SampleApp/default/application",
+                &[],
+                None,
+            )
+        })
+        .await
+        .expect("join");
+        assert_eq!(r.json()["releaseKey"], key.as_str());
+        s.admin().pause();
+        s.admin().resume().expect("resume");
+        drop(s);
+    });
+}
