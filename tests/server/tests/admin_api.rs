@@ -815,3 +815,80 @@ fn usable_from_inside_a_tokio_runtime() {
         drop(s);
     });
 }
+
+#[test]
+fn random_hostile_requests_never_kill_the_server() {
+    let s = server(100);
+    s.admin()
+        .publish(A, "default", "application", [("k", "v")])
+        .expect("p");
+    let pieces = [
+        "/configs/",
+        "/configfiles/",
+        "/configfiles/json/",
+        "/configfiles/raw/",
+        "/notifications/v2",
+        "/notifications",
+        "/services/",
+        "/__admin/",
+        "/__admin/apps/",
+        "/__static/",
+        "SampleApp",
+        "default",
+        "application",
+        "%",
+        "%2",
+        "%zz",
+        "%ff",
+        "%C3%A9",
+        "+",
+        "/",
+        "//",
+        "..",
+        ".properties",
+        "?",
+        "&",
+        "=",
+        "appId=",
+        "cluster=",
+        "notifications=",
+        "%5B%5D",
+        "%5B%7B%7D%5D",
+        "releaseKey=",
+        "messages=%7B",
+        "ip=",
+        "label=",
+        "dataCenter=",
+        "é",
+        "*",
+        "~",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..400 {
+        let n = 1 + (next() % 8) as usize;
+        let mut path = String::from("/");
+        for _ in 0..n {
+            path.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+        }
+        let path = path.replace(' ', "%20");
+        let method = ["GET", "POST", "PUT", "DELETE"][(next() % 4) as usize];
+        let body = if next() % 2 == 0 {
+            Some(b"{\"x\":[1,".as_slice())
+        } else {
+            None
+        };
+        if let Ok(r) = try_request(s.addr(), method, &path, &[], body, Duration::from_secs(5)) {
+            assert!((200..600).contains(&r.status), "{method} {path}");
+        }
+    }
+    assert_eq!(
+        get(&s, "/configs/SampleApp/default/application").status,
+        200
+    );
+}
