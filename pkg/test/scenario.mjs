@@ -58,6 +58,7 @@ export async function run({ ApolloClient, ApolloError, server, runtime, cache, l
     greeting: 'hello', 'timeout.ms': '1500', 'feature.on': 'TRUE', 'json.val': '{"a":[1,2]}', 'db.url': 'jdbc:x', 'db.pool': '8',
   });
   await publishContent(server, appId, 'settings.json', '{"x":1}');
+  await publishContent(server, appId, 'app.yaml', 'server:\n  port: 8080\nlist:\n  - a\n  - b\n');
 
   // A wrong option is a TypeError that names it.
   const te = await rejects(ApolloClient.create({ appId, configServer: server, bogus: 1 }), (e) => e instanceof TypeError, 'unknown option');
@@ -73,10 +74,23 @@ export async function run({ ApolloClient, ApolloError, server, runtime, cache, l
     (e) => e instanceof ApolloError, 'server down');
   check('a server that is down rejects with NETWORK', down.code === 'NETWORK', down.code);
 
+  // Access keys: requests are signed (custom headers: a CORS preflight in browsers).
+  const secureApp = `${appId}-secure`;
+  await publish(server, secureApp, 'application', { secret: 'ok' });
+  await admin(server, 'POST', `apps/${secureApp}/accesskeys`, { secret: 'the-secret-0123456789' });
+  const unauth = await rejects(ApolloClient.create({ appId: secureApp, configServer: server, cache: false, timing: fast, secret: 'wrong' }),
+    (e) => e instanceof ApolloError, 'wrong secret');
+  check('a wrong secret rejects with UNAUTHORIZED', unauth.code === 'UNAUTHORIZED', unauth.code);
+  const secure = await within(10_000, ApolloClient.create({ appId: secureApp, configServer: server, cache: false, timing: fast, secret: 'the-secret-0123456789' }), 'signed create');
+  check('signed requests with the right secret', secure.get('secret') === 'ok');
+  await secure.close();
+
   // Start and read.
   const client = await within(10_000, ApolloClient.create({
-    appId, configServer: server, namespaces: ['application', 'settings.json'], cache, timing: fast,
+    appId, configServer: server, namespaces: ['application', 'settings.json', 'app.yaml'], cache, timing: fast,
   }), 'create');
+  check('YAML namespaces are flattened', client.namespace('app.yaml').get('server.port') === '8080' &&
+    client.get('list[1]') === 'b' && client.namespace('app.yaml').content.startsWith('server:'));
   check('get', client.get('greeting') === 'hello');
   check('get with default', client.get('nope', 'dflt') === 'dflt' && client.get('nope') === undefined);
   check('getNumber', client.getNumber('timeout.ms') === 1500 && client.getNumber('greeting', 7) === 7);

@@ -30,7 +30,7 @@ use apolloconf_core::{
     TransportErrorKind,
 };
 use js_sys::{Function, Promise, Uint8Array};
-use serde::Deserialize;
+use serde_json::Value;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -77,9 +77,9 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The options the JavaScript wrapper passes (already type-checked there).
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
+/// The options the JavaScript wrapper passes (already type-checked there). Parsed from a
+/// `serde_json::Value` by hand: a derived deserializer costs several KB of wasm.
+#[derive(Default)]
 struct Options {
     app_id: String,
     meta_server: Option<String>,
@@ -90,60 +90,72 @@ struct Options {
     label: Option<String>,
     ip: Option<String>,
     secret: Option<String>,
-    timing: TimingOptions,
+    timing: Timing,
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+impl Options {
+    fn parse(json: &str) -> Result<Options, String> {
+        let v: Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        if !v.is_object() {
+            return Err(String::from("options must be an object"));
+        }
+        let namespaces = match v.get("namespaces") {
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(Options {
+            app_id: text(&v, "appId").unwrap_or_default(),
+            meta_server: text(&v, "metaServer"),
+            config_server: text(&v, "configServer"),
+            cluster: text(&v, "cluster"),
+            data_center: text(&v, "dataCenter"),
+            namespaces,
+            label: text(&v, "label"),
+            ip: text(&v, "ip"),
+            secret: text(&v, "secret"),
+            timing: timing(v.get("timing").unwrap_or(&Value::Null)),
+        })
+    }
 }
 
 /// Timing overrides in milliseconds (tests shorten them; users rarely need to).
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct TimingOptions {
-    refresh_interval_ms: Option<u64>,
-    connect_timeout_ms: Option<u64>,
-    read_timeout_ms: Option<u64>,
-    long_poll_initial_delay_ms: Option<u64>,
-    long_poll_read_timeout_ms: Option<u64>,
-    fetch_retry_initial_ms: Option<u64>,
-    fetch_retry_max_ms: Option<u64>,
-    long_poll_retry_initial_ms: Option<u64>,
-    long_poll_retry_max_ms: Option<u64>,
-    load_config_qps: Option<u32>,
-    long_poll_qps: Option<u32>,
-}
-
-impl TimingOptions {
-    fn apply(&self) -> Timing {
-        let mut t = Timing::default();
-        let set = |slot: &mut Duration, v: Option<u64>| {
-            if let Some(ms) = v {
-                *slot = Duration::from_millis(ms);
-            }
-        };
-        set(&mut t.refresh_interval, self.refresh_interval_ms);
-        set(&mut t.connect_timeout, self.connect_timeout_ms);
-        set(&mut t.read_timeout, self.read_timeout_ms);
-        set(
-            &mut t.long_poll_initial_delay,
-            self.long_poll_initial_delay_ms,
-        );
-        set(
-            &mut t.long_poll_read_timeout,
-            self.long_poll_read_timeout_ms,
-        );
-        set(&mut t.fetch_retry_initial, self.fetch_retry_initial_ms);
-        set(&mut t.fetch_retry_max, self.fetch_retry_max_ms);
-        set(
-            &mut t.long_poll_retry_initial,
-            self.long_poll_retry_initial_ms,
-        );
-        set(&mut t.long_poll_retry_max, self.long_poll_retry_max_ms);
-        if let Some(q) = self.load_config_qps {
-            t.load_config_qps = q;
+fn timing(v: &Value) -> Timing {
+    let mut t = Timing::default();
+    let ms = |key: &str| v.get(key).and_then(Value::as_u64);
+    let durations: [(&str, &mut Duration); 9] = [
+        ("refreshIntervalMs", &mut t.refresh_interval),
+        ("connectTimeoutMs", &mut t.connect_timeout),
+        ("readTimeoutMs", &mut t.read_timeout),
+        ("longPollInitialDelayMs", &mut t.long_poll_initial_delay),
+        ("longPollReadTimeoutMs", &mut t.long_poll_read_timeout),
+        ("fetchRetryInitialMs", &mut t.fetch_retry_initial),
+        ("fetchRetryMaxMs", &mut t.fetch_retry_max),
+        ("longPollRetryInitialMs", &mut t.long_poll_retry_initial),
+        ("longPollRetryMaxMs", &mut t.long_poll_retry_max),
+    ];
+    for (key, slot) in durations {
+        if let Some(n) = ms(key) {
+            *slot = Duration::from_millis(n);
         }
-        if let Some(q) = self.long_poll_qps {
-            t.long_poll_qps = q;
-        }
-        t
     }
+    let rates: [(&str, &mut u32); 2] = [
+        ("loadConfigQps", &mut t.load_config_qps),
+        ("longPollQps", &mut t.long_poll_qps),
+    ];
+    for (key, slot) in rates {
+        if let Some(n) = ms(key) {
+            *slot = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+    }
+    t
 }
 
 fn build_config(o: &Options) -> Config {
@@ -171,7 +183,7 @@ fn build_config(o: &Options) -> Config {
     // A 53-bit random seed is plenty for instance picks and jitter.
     let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
     b.namespaces(o.namespaces.iter().cloned())
-        .timing(o.timing.apply())
+        .timing(o.timing.clone())
         .seed(seed)
         .wall_clock(js_sys::Date::now() as u64)
         .build()
@@ -210,7 +222,7 @@ impl WasmClient {
     /// `on_event(json, bytes?)` receives every event; `bytes` is set for cache writes.
     #[wasm_bindgen(constructor)]
     pub fn new(options: &str, on_event: Function) -> Result<WasmClient, JsError> {
-        let opts: Options = serde_json::from_str(options)
+        let opts = Options::parse(options)
             .map_err(|e| JsError::new(&format!("apolloconf: bad options: {e}")))?;
         let client =
             Client::new(build_config(&opts), now()).map_err(|e| JsError::new(&e.to_string()))?;
@@ -423,7 +435,8 @@ fn send(shared: &Rc<Shared>, req: HttpRequest) {
         flag.set(true);
         abort_ctrl.abort();
     });
-    let limit_ms = millis(connect_timeout + timeout).min(MAX_TIMER_MS);
+    let limit = connect_timeout + timeout;
+    let limit_ms = millis(limit).min(MAX_TIMER_MS);
     let timer = global().set_timeout(on_timeout.as_ref().unchecked_ref(), limit_ms);
     let weak = Rc::downgrade(shared);
     wasm_bindgen_futures::spawn_local(async move {
@@ -435,7 +448,7 @@ fn send(shared: &Rc<Shared>, req: HttpRequest) {
             Ok(ok) => Ok(ok),
             Err(_) if timed_out.get() => Err(TransportError::new(
                 TransportErrorKind::Timeout,
-                format!("no answer within {limit_ms} ms"),
+                format!("no answer within {} ms", limit.as_millis()),
             )),
             Err((kind, msg)) => Err(TransportError::new(kind, msg)),
         };
