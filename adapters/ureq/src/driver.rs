@@ -130,7 +130,7 @@ impl Clock {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
-    pub(crate) fn to_system(&self, t: Instant) -> SystemTime {
+    pub(crate) fn system_time(&self, t: Instant) -> SystemTime {
         self.wall + Duration::from_millis(t.as_millis())
     }
 }
@@ -316,7 +316,7 @@ impl Driver {
                         release_key: ns.release_key().map(str::to_string),
                         source: ns.source(),
                         status: ns.status(),
-                        last_update: ns.last_update().map(|t| self.clock.to_system(t)),
+                        last_update: ns.last_update().map(|t| self.clock.system_time(t)),
                     }),
                 }
             })
@@ -385,6 +385,14 @@ impl Driver {
     }
 }
 
+/// One listener's share of a change: its id, the filtered event, and where it goes.
+type Target = (
+    u64,
+    Option<ChangeEvent>,
+    Option<Callback>,
+    Option<Sender<ChangeEvent>>,
+);
+
 /// The dispatcher thread: calls listeners outside the driver, so a slow or panicking
 /// listener never delays the protocol.
 pub(crate) fn dispatch_loop(shared: Arc<Shared>, rx: Receiver<Vec<Event>>) {
@@ -401,12 +409,7 @@ pub(crate) fn dispatch_loop(shared: Arc<Shared>, rx: Receiver<Vec<Event>>) {
                 continue;
             };
             // Call listeners without holding the lock: a listener may add or remove listeners.
-            let targets: Vec<(
-                u64,
-                Option<ChangeEvent>,
-                Option<Callback>,
-                Option<Sender<ChangeEvent>>,
-            )> = {
+            let targets: Vec<Target> = {
                 let list = shared
                     .listeners
                     .lock()
@@ -459,13 +462,15 @@ pub(crate) fn dispatch_loop(shared: Arc<Shared>, rx: Receiver<Vec<Event>>) {
         .clear();
 }
 
-/// Channels for a new driver.
-pub(crate) fn channels() -> (
+pub(crate) type Channels = (
     Sender<Msg>,
     Receiver<Msg>,
     Sender<Vec<Event>>,
     Receiver<Vec<Event>>,
-) {
+);
+
+/// Channels for a new driver.
+pub(crate) fn channels() -> Channels {
     let (tx, rx) = mpsc::channel();
     let (dtx, drx) = mpsc::channel();
     (tx, rx, dtx, drx)

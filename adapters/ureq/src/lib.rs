@@ -575,30 +575,30 @@ impl Client {
         let snap = self.snapshot();
         let m = &snap.core_metrics;
         let s = &self.shared;
-        let mut out = Metrics::default();
-        out.discovery = m.discovery.clone();
-        out.configs = m.configs.clone();
-        out.notifications = m.notifications.clone();
-        out.last_error = m.last_error.clone();
-        out.long_poll_service = m.long_poll_service.clone();
-        out.services = snap.services.clone();
-        out.namespaces = snap
-            .namespaces()
-            .map(|n| NamespaceMetrics {
-                namespace: n.name.clone(),
-                release_key: n.release_key.clone(),
-                source: n.source,
-                status: n.status,
-                last_update: n.last_update,
-            })
-            .collect();
-        out.cache_dir = self.cache_dir.clone();
-        out.cache_writes = s.cache_writes.load(Ordering::Relaxed);
-        out.cache_write_failures = s.cache_write_failures.load(Ordering::Relaxed);
-        out.cache_read_failures = s.cache_read_failures.load(Ordering::Relaxed);
-        out.listener_panics = s.listener_panics.load(Ordering::Relaxed);
-        out.requests_in_flight = s.in_flight.load(Ordering::SeqCst);
-        out
+        Metrics {
+            discovery: m.discovery.clone(),
+            configs: m.configs.clone(),
+            notifications: m.notifications.clone(),
+            last_error: m.last_error.clone(),
+            long_poll_service: m.long_poll_service.clone(),
+            services: snap.services.clone(),
+            namespaces: snap
+                .namespaces()
+                .map(|n| NamespaceMetrics {
+                    namespace: n.name.clone(),
+                    release_key: n.release_key.clone(),
+                    source: n.source,
+                    status: n.status,
+                    last_update: n.last_update,
+                })
+                .collect(),
+            cache_dir: self.cache_dir.clone(),
+            cache_writes: s.cache_writes.load(Ordering::Relaxed),
+            cache_write_failures: s.cache_write_failures.load(Ordering::Relaxed),
+            cache_read_failures: s.cache_read_failures.load(Ordering::Relaxed),
+            listener_panics: s.listener_panics.load(Ordering::Relaxed),
+            requests_in_flight: s.in_flight.load(Ordering::SeqCst),
+        }
     }
 
     /// Whether every namespace configured at start has settled.
