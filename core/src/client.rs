@@ -5,12 +5,15 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use crate::config::{validate_namespace, Config, ConfigError, Servers};
-use crate::event::{diff, CacheWrite, ChangeEvent, ClientError, ErrorCause, Event, Source};
-use crate::io::{HttpRequest, HttpResponse, Input, InputError, Output, RequestId, RequestKind, TransportError, TransportErrorKind};
-use crate::namespace::{is_safe_file_component, match_key, Format, CONTENT_KEY};
+use crate::config::{Config, ConfigError, Servers, validate_namespace};
+use crate::event::{CacheWrite, ChangeEvent, ClientError, ErrorCause, Event, Source, diff};
+use crate::io::{
+    HttpRequest, HttpResponse, Input, InputError, Output, RequestId, RequestKind, TransportError,
+    TransportErrorKind,
+};
+use crate::namespace::{CONTENT_KEY, Format, is_safe_file_component, match_key};
 use crate::protocol::{self, ConfigPayload};
-use crate::time::{duration_millis, Instant};
+use crate::time::{Instant, duration_millis};
 
 /// Extra time the core waits past a request's own timeouts before it gives the request
 /// up itself (a safety net against hosts that never answer).
@@ -148,14 +151,18 @@ struct Fetch {
     preferred: Option<String>,
     /// The service whose long poll announced `pending_id` (it has seen that message).
     notifier: Option<String>,
+    /// When `pending_id` was announced.
+    notified_at: Instant,
     cursor: usize,
     next_refresh: Instant,
     pending_id: Option<i64>,
     /// The pending notification id the in-flight fetch was issued for.
     covers: Option<i64>,
     messages: BTreeMap<String, i64>,
-    superseded: VecDeque<(String, i64)>,
-    applied_knowledge: i64,
+    /// Release keys this namespace held before (newest last).
+    superseded: VecDeque<String>,
+    /// An older release an instance answered, when, and by which instance.
+    stale_seen: Option<(String, Instant, String)>,
     settled: bool,
     initial: bool,
     key: String,
@@ -169,7 +176,9 @@ struct Slot {
 
 impl Slot {
     fn knowledge(&self) -> i64 {
-        self.fetch.pending_id.map_or(self.ns.notification_id, |p| p.max(self.ns.notification_id))
+        self.fetch
+            .pending_id
+            .map_or(self.ns.notification_id, |p| p.max(self.ns.notification_id))
     }
 }
 
@@ -270,13 +279,14 @@ fn new_slot(name: &str, now: Instant, initial: bool) -> Slot {
             last_start: None,
             preferred: None,
             notifier: None,
+            notified_at: now,
             cursor: 0,
             next_refresh: now,
             pending_id: None,
             covers: None,
             messages: BTreeMap::new(),
             superseded: VecDeque::new(),
-            applied_knowledge: -1,
+            stale_seen: None,
             settled: false,
             initial,
             key: match_key(name),
@@ -289,7 +299,8 @@ fn key_stamps(key: &str) -> Option<Vec<u64>> {
     key.split('+')
         .map(|part| {
             let stamp = part.get(..14)?;
-            if part.as_bytes().get(14) != Some(&b'-') || !stamp.bytes().all(|b| b.is_ascii_digit()) {
+            if part.as_bytes().get(14) != Some(&b'-') || !stamp.bytes().all(|b| b.is_ascii_digit())
+            {
                 return None;
             }
             stamp.parse().ok()
@@ -313,11 +324,16 @@ impl Client {
     pub fn new(config: Config, now: Instant) -> Result<Client, ConfigError> {
         config.validate()?;
         let (services, discovery) = match &config.servers {
-            Servers::ConfigService(list) => (list.iter().map(|u| protocol::with_slash(u)).collect(), None),
+            Servers::ConfigService(list) => {
+                (list.iter().map(|u| protocol::with_slash(u)).collect(), None)
+            }
             Servers::Meta(list) => (
                 Vec::new(),
                 Some(Discovery {
-                    metas: list.iter().map(|m| m.trim_end_matches('/').to_string()).collect(),
+                    metas: list
+                        .iter()
+                        .map(|m| m.trim_end_matches('/').to_string())
+                        .collect(),
                     idx: 0,
                     in_flight: false,
                     attempt: 0,
@@ -326,11 +342,12 @@ impl Client {
                 }),
             ),
         };
-        let slots = config.namespaces.iter().map(|n| new_slot(n, now, true)).collect();
+        let slots = config
+            .namespaces
+            .iter()
+            .map(|n| new_slot(n, now, true))
+            .collect();
         let mut rng = Rng(config.seed);
-        if let Some(d) = &mut discovery.clone() {
-            let _ = d;
-        }
         let mut client = Client {
             start: now,
             now,
@@ -376,7 +393,10 @@ impl Client {
                 self.set_now(now);
                 self.on_response(id, result)
             }
-            Input::CacheFile { namespace, contents } => self.on_cache_file(namespace, contents),
+            Input::CacheFile {
+                namespace,
+                contents,
+            } => self.on_cache_file(namespace, contents),
         }
     }
 
@@ -467,9 +487,18 @@ impl Client {
     /// The cache file name of a namespace, `{appId}+{cluster}+{namespace}.properties`, or
     /// None when a part could escape the cache directory.
     pub fn cache_file_name(&self, namespace: &str) -> Option<String> {
-        let parts = [self.cfg.app_id.as_str(), self.cfg.cluster.as_str(), namespace];
+        let parts = [
+            self.cfg.app_id.as_str(),
+            self.cfg.cluster.as_str(),
+            namespace,
+        ];
         if parts.iter().all(|p| is_safe_file_component(p)) {
-            Some(alloc::format!("{}+{}+{}.properties", parts[0], parts[1], parts[2]))
+            Some(alloc::format!(
+                "{}+{}+{}.properties",
+                parts[0],
+                parts[1],
+                parts[2]
+            ))
         } else {
             None
         }
@@ -484,9 +513,9 @@ impl Client {
     }
 
     fn wall_clock_ms(&self) -> u64 {
-        self.cfg
-            .wall_clock_ms
-            .saturating_add(duration_millis(self.now.saturating_duration_since(self.start)))
+        self.cfg.wall_clock_ms.saturating_add(duration_millis(
+            self.now.saturating_duration_since(self.start),
+        ))
     }
 
     fn backoff(&mut self, initial: Duration, max: Duration, attempt: u32) -> Duration {
@@ -495,7 +524,11 @@ impl Client {
         let shift = attempt.saturating_sub(1).min(32);
         let d = init.saturating_mul(1u64 << shift).min(cap);
         let spread = d.saturating_mul(u64::from(self.cfg.timing.jitter_percent)) / 100;
-        let cut = if spread == 0 { 0 } else { self.rng.next() % (spread + 1) };
+        let cut = if spread == 0 {
+            0
+        } else {
+            self.rng.next() % (spread + 1)
+        };
         Duration::from_millis(d - cut)
     }
 
@@ -515,18 +548,29 @@ impl Client {
         }
         if let Some(disc) = &self.discovery {
             if !disc.in_flight {
-                consider(disc.next_at.max(self.rate_ok(disc.last_start, t.discovery_qps)));
+                consider(
+                    disc.next_at
+                        .max(self.rate_ok(disc.last_start, t.discovery_qps)),
+                );
             }
         }
         if !self.services.is_empty() {
             for s in &self.slots {
                 if !s.fetch.in_flight {
-                    let due = if s.fetch.want { s.fetch.next_at } else { s.fetch.next_refresh };
+                    let due = if s.fetch.want {
+                        s.fetch.next_at
+                    } else {
+                        s.fetch.next_refresh
+                    };
                     consider(due.max(self.rate_ok(s.fetch.last_start, t.load_config_qps)));
                 }
             }
             if !self.poll.in_flight && !self.slots.is_empty() {
-                consider(self.poll.next_at.max(self.rate_ok(self.poll.last_start, t.long_poll_qps)));
+                consider(
+                    self.poll
+                        .next_at
+                        .max(self.rate_ok(self.poll.last_start, t.long_poll_qps)),
+                );
             }
         }
         d.unwrap_or(self.now + t.refresh_interval).max(self.now)
@@ -536,10 +580,17 @@ impl Client {
 
     fn advance(&mut self) {
         // Safety nets: requests the host never answered.
-        let expired: Vec<u64> =
-            self.requests.iter().filter(|(_, r)| r.deadline <= self.now).map(|(id, _)| *id).collect();
+        let expired: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.deadline <= self.now)
+            .map(|(id, _)| *id)
+            .collect();
         for id in expired {
-            let err = TransportError::new(TransportErrorKind::Timeout, "no answer from the host in time");
+            let err = TransportError::new(
+                TransportErrorKind::Timeout,
+                "no answer from the host in time",
+            );
             let _ = self.on_response(RequestId(id), Err(err));
             self.retire(id);
         }
@@ -560,7 +611,15 @@ impl Client {
         self.retired.push_back(id);
     }
 
-    fn issue(&mut self, kind: RequestKind, work: Work, service: String, url: String, sign: bool, timeout: Duration, connect: Duration) {
+    fn issue(
+        &mut self,
+        kind: RequestKind,
+        work: Work,
+        service: String,
+        url: String,
+        sign: bool,
+        (timeout, connect): (Duration, Duration),
+    ) {
         let id = self.next_id;
         self.next_id += 1;
         let mut headers = Vec::new();
@@ -568,12 +627,22 @@ impl Client {
             if let Some(secret) = &self.cfg.secret {
                 let ts = self.wall_clock_ms();
                 let pq = crate::url::path_and_query(&url);
-                headers.push((String::from("Authorization"), crate::sign::authorization(&self.cfg.app_id, ts, pq, secret)));
+                headers.push((
+                    String::from("Authorization"),
+                    crate::sign::authorization(&self.cfg.app_id, ts, pq, secret),
+                ));
                 headers.push((String::from("Timestamp"), ts.to_string()));
             }
         }
         let deadline = self.now + connect + timeout + SAFETY_GRACE;
-        self.requests.insert(id, InFlight { work, service, deadline });
+        self.requests.insert(
+            id,
+            InFlight {
+                work,
+                service,
+                deadline,
+            },
+        );
         self.queue.push_back(Output::Request(HttpRequest {
             id: RequestId(id),
             kind,
@@ -590,9 +659,17 @@ impl Client {
         if d.in_flight || self.now < d.next_at || self.now < self.rate_ok(d.last_start, qps) {
             return;
         }
-        let Some(meta) = d.metas.get(d.idx % d.metas.len().max(1)).cloned() else { return };
+        let Some(meta) = d.metas.get(d.idx % d.metas.len().max(1)).cloned() else {
+            return;
+        };
         let mut url = alloc::format!("{meta}/services/config");
-        crate::url::push_query(&mut url, &[("appId", Some(&self.cfg.app_id)), ("ip", self.cfg.ip.as_deref())]);
+        crate::url::push_query(
+            &mut url,
+            &[
+                ("appId", Some(&self.cfg.app_id)),
+                ("ip", self.cfg.ip.as_deref()),
+            ],
+        );
         if let Some(d) = &mut self.discovery {
             d.in_flight = true;
             d.last_start = Some(self.now);
@@ -600,31 +677,46 @@ impl Client {
         self.metrics.discovery.sent += 1;
         let t = &self.cfg.timing;
         let (timeout, connect) = (t.discovery_read_timeout, t.discovery_connect_timeout);
-        self.issue(RequestKind::Discovery, Work::Discovery, meta, url, false, timeout, connect);
+        self.issue(
+            RequestKind::Discovery,
+            Work::Discovery,
+            meta,
+            url,
+            false,
+            (timeout, connect),
+        );
     }
 
     fn start_fetch(&mut self, i: usize) {
         let now = self.now;
         let qps = self.cfg.timing.load_config_qps;
-        let Some(slot) = self.slots.get(i) else { return };
+        let Some(slot) = self.slots.get(i) else {
+            return;
+        };
         let f = &slot.fetch;
         if f.in_flight || now < self.rate_ok(f.last_start, qps) {
             return;
         }
         let refresh_due = !f.want && now >= f.next_refresh;
-        if !(f.want && now >= f.next_at) && !refresh_due {
+        if !(refresh_due || f.want && now >= f.next_at) {
             return;
         }
         let n = self.services.len();
         let pick = self.rng.below(n);
-        let Some(slot) = self.slots.get_mut(i) else { return };
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
         if refresh_due {
             slot.fetch.want = true;
             slot.fetch.cursor = pick;
         }
         let service = match slot.fetch.preferred.take() {
             Some(p) if self.services.contains(&p) => p,
-            _ => self.services.get(slot.fetch.cursor % n.max(1)).cloned().unwrap_or_default(),
+            _ => self
+                .services
+                .get(slot.fetch.cursor % n.max(1))
+                .cloned()
+                .unwrap_or_default(),
         };
         slot.fetch.in_flight = true;
         slot.fetch.last_start = Some(now);
@@ -642,7 +734,11 @@ impl Client {
         } else {
             Some(protocol::messages_param(&slot.fetch.messages))
         };
-        let release_key = if ns.source == Source::Server { ns.release_key.clone() } else { None };
+        let release_key = if ns.source == Source::Server {
+            ns.release_key.clone()
+        } else {
+            None
+        };
         crate::url::push_query(
             &mut url,
             &[
@@ -653,11 +749,20 @@ impl Client {
                 ("label", self.cfg.label.as_deref()),
             ],
         );
-        let kind = RequestKind::Configs { namespace: ns.name.clone() };
+        let kind = RequestKind::Configs {
+            namespace: ns.name.clone(),
+        };
         self.metrics.configs.sent += 1;
         let t = &self.cfg.timing;
         let (timeout, connect) = (t.read_timeout, t.connect_timeout);
-        self.issue(kind, Work::Configs(i), service, url, true, timeout, connect);
+        self.issue(
+            kind,
+            Work::Configs(i),
+            service,
+            url,
+            true,
+            (timeout, connect),
+        );
     }
 
     fn start_poll(&mut self) {
@@ -680,7 +785,11 @@ impl Client {
             }
         };
         self.metrics.long_poll_service = Some(service.clone());
-        let notifications = protocol::notifications_param(self.slots.iter().map(|s| (s.ns.name.as_str(), s.knowledge())));
+        let notifications = protocol::notifications_param(
+            self.slots
+                .iter()
+                .map(|s| (s.ns.name.as_str(), s.knowledge())),
+        );
         let mut url = alloc::format!("{service}notifications/v2");
         crate::url::push_query(
             &mut url,
@@ -696,12 +805,23 @@ impl Client {
         self.poll.last_start = Some(self.now);
         self.metrics.notifications.sent += 1;
         let (timeout, connect) = (t.long_poll_read_timeout, t.connect_timeout);
-        self.issue(RequestKind::Notifications, Work::Poll, service, url, true, timeout, connect);
+        self.issue(
+            RequestKind::Notifications,
+            Work::Poll,
+            service,
+            url,
+            true,
+            (timeout, connect),
+        );
     }
 
     // ------------------------------------------------------------------ answers
 
-    fn on_response(&mut self, id: RequestId, result: Result<HttpResponse<'_>, TransportError>) -> Result<(), InputError> {
+    fn on_response(
+        &mut self,
+        id: RequestId,
+        result: Result<HttpResponse<'_>, TransportError>,
+    ) -> Result<(), InputError> {
         let Some(req) = self.requests.remove(&id.0) else {
             if self.closed || self.retired.contains(&id.0) {
                 return Ok(());
@@ -734,7 +854,13 @@ impl Client {
         Ok(())
     }
 
-    fn error(&mut self, namespace: Option<String>, request: Option<RequestKind>, url: Option<String>, cause: ErrorCause) {
+    fn error(
+        &mut self,
+        namespace: Option<String>,
+        request: Option<RequestKind>,
+        url: Option<String>,
+        cause: ErrorCause,
+    ) {
         if let ErrorCause::Parse(_) = &cause {
             match &request {
                 Some(RequestKind::Discovery) => self.metrics.discovery.parse_error += 1,
@@ -743,7 +869,12 @@ impl Client {
                 _ => {}
             }
         }
-        let e = ClientError { namespace, request, url, cause };
+        let e = ClientError {
+            namespace,
+            request,
+            url,
+            cause,
+        };
         self.metrics.last_error = Some(e.clone());
         self.queue.push_back(Output::Event(Event::Error(e)));
     }
@@ -776,7 +907,8 @@ impl Client {
                 }
                 if list != self.services {
                     self.services = list.clone();
-                    self.queue.push_back(Output::Event(Event::ServicesChanged { services: list }));
+                    self.queue
+                        .push_back(Output::Event(Event::ServicesChanged { services: list }));
                 }
             }
             Err(cause) => {
@@ -802,14 +934,21 @@ impl Client {
     }
 
     fn settle(&mut self, i: usize) {
-        let Some(slot) = self.slots.get_mut(i) else { return };
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
         if !slot.fetch.settled {
             slot.fetch.settled = true;
             if slot.ns.status == Status::Loading {
                 slot.ns.status = Status::Unavailable;
             }
         }
-        if !self.ready && self.slots.iter().all(|s| !s.fetch.initial || s.fetch.settled) {
+        if !self.ready
+            && self
+                .slots
+                .iter()
+                .all(|s| !s.fetch.initial || s.fetch.settled)
+        {
             self.ready = true;
             self.queue.push_back(Output::Event(Event::Ready));
         }
@@ -818,7 +957,9 @@ impl Client {
     /// Acknowledge the notification the finished fetch was issued for. Returns whether a
     /// newer notification arrived meanwhile (then another fetch is needed).
     fn commit_notification(&mut self, i: usize) -> bool {
-        let Some(slot) = self.slots.get_mut(i) else { return false };
+        let Some(slot) = self.slots.get_mut(i) else {
+            return false;
+        };
         let covered = slot.fetch.covers.take();
         if let Some(c) = covered {
             slot.ns.notification_id = slot.ns.notification_id.max(c);
@@ -834,30 +975,31 @@ impl Client {
         }
     }
 
-    fn lag_limit(&self) -> u32 {
-        u32::try_from(self.services.len()).unwrap_or(u32::MAX).max(2)
-    }
-
     /// A notified namespace got an answer that is not (yet) the new release from an
-    /// instance other than the one that notified (which may lag behind): ask again soon,
-    /// the notifying instance first, a bounded number of times, then accept the answer.
-    /// The notifying instance's own answer is authoritative: it has seen the message.
+    /// instance other than the one that notified (which may lag behind): within the lag
+    /// window, ask again with back-off, the notifying instance first. The notifying
+    /// instance's own answer is authoritative: it has seen the message.
     fn lagging(&mut self, i: usize, service: &str) -> bool {
-        let limit = self.lag_limit();
-        let retry = self.cfg.timing.fetch_retry_initial;
+        let t = self.cfg.timing.clone();
         let now = self.now;
-        let Some(slot) = self.slots.get_mut(i) else { return false };
-        if slot.fetch.pending_id.is_none() || slot.fetch.notifier.as_deref() == Some(service) {
+        let Some(slot) = self.slots.get(i) else {
+            return false;
+        };
+        if slot.fetch.pending_id.is_none()
+            || slot.fetch.notifier.as_deref() == Some(service)
+            || now >= slot.fetch.notified_at + t.lag_window
+        {
             return false;
         }
-        slot.fetch.lag_tries += 1;
-        if slot.fetch.lag_tries >= limit {
-            slot.fetch.lag_tries = 0;
+        let tries = slot.fetch.lag_tries + 1;
+        let delay = self.backoff(t.fetch_retry_initial, t.fetch_retry_max, tries);
+        let Some(slot) = self.slots.get_mut(i) else {
             return false;
-        }
+        };
+        slot.fetch.lag_tries = tries;
         slot.fetch.cursor = slot.fetch.cursor.wrapping_add(1);
         slot.fetch.preferred = slot.fetch.notifier.clone();
-        slot.fetch.next_at = now + retry;
+        slot.fetch.next_at = now + delay;
         true
     }
 
@@ -875,11 +1017,20 @@ impl Client {
         self.settle(i);
     }
 
-    fn on_configs(&mut self, i: usize, service: String, result: Result<HttpResponse<'_>, TransportError>) {
-        let Some(slot) = self.slots.get_mut(i) else { return };
+    fn on_configs(
+        &mut self,
+        i: usize,
+        service: String,
+        result: Result<HttpResponse<'_>, TransportError>,
+    ) {
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
         slot.fetch.in_flight = false;
         let name = slot.ns.name.clone();
-        let kind = Some(RequestKind::Configs { namespace: name.clone() });
+        let kind = Some(RequestKind::Configs {
+            namespace: name.clone(),
+        });
         match &result {
             Ok(r) if r.status == 304 => {
                 if !self.lagging(i, &service) {
@@ -911,7 +1062,9 @@ impl Client {
     fn fetch_failed(&mut self, i: usize, service: String, cause: ErrorCause) {
         let t = self.cfg.timing.clone();
         let n = self.services.len().max(1);
-        let Some(slot) = self.slots.get(i) else { return };
+        let Some(slot) = self.slots.get(i) else {
+            return;
+        };
         let name = slot.ns.name.clone();
         let failures = slot.fetch.failures + 1;
         let delay = self.backoff(t.fetch_retry_initial, t.fetch_retry_max, failures);
@@ -922,64 +1075,41 @@ impl Client {
             slot.fetch.next_at = now + delay;
             slot.fetch.want = true;
         }
-        self.error(Some(name.clone()), Some(RequestKind::Configs { namespace: name }), Some(service), cause);
+        self.error(
+            Some(name.clone()),
+            Some(RequestKind::Configs { namespace: name }),
+            Some(service),
+            cause,
+        );
         if failures as usize >= n {
             self.settle(i);
         }
     }
 
     fn on_config_body(&mut self, i: usize, service: String, body: protocol::ConfigBody) {
-        let Some(slot) = self.slots.get(i) else { return };
-        let held = slot.ns.release_key.clone();
-        let knowledge = slot.knowledge();
-        // Guard against an instance that lags behind: never go back to a release we moved
-        // past, or to an older one, unless a newer notification explains it (a rollback).
-        let stale = match &held {
+        let Some(slot) = self.slots.get(i) else {
+            return;
+        };
+        // Guard against an instance that lags behind: going back to a release held before,
+        // or to an older one, needs confirmation (see `hold_back_stale`).
+        let stale = match &slot.ns.release_key {
             Some(h) if *h != body.release_key && slot.ns.source == Source::Server => {
-                let seen_before = slot
-                    .fetch
-                    .superseded
-                    .iter()
-                    .any(|(k, at)| *k == body.release_key && knowledge <= *at);
-                let older = older_by_stamp(&body.release_key, h) && knowledge <= slot.fetch.applied_knowledge;
-                seen_before || older
+                slot.fetch.superseded.contains(&body.release_key)
+                    || older_by_stamp(&body.release_key, h)
             }
             _ => false,
         };
-        let name = slot.ns.name.clone();
-        if stale {
-            self.error(
-                Some(name.clone()),
-                Some(RequestKind::Configs { namespace: name }),
-                Some(service.clone()),
-                ErrorCause::StaleRelease(body.release_key.clone()),
-            );
-            let retry = self.lagging(i, &service) || {
-                // Not notified: keep what we hold and look again after a short pause.
-                let t = self.cfg.timing.fetch_retry_max;
-                let now = self.now;
-                if let Some(slot) = self.slots.get_mut(i) {
-                    slot.fetch.lag_tries += 1;
-                    if slot.fetch.lag_tries < 3 {
-                        slot.fetch.cursor = slot.fetch.cursor.wrapping_add(1);
-                        slot.fetch.next_at = now + t;
-                        true
-                    } else {
-                        slot.fetch.lag_tries = 0;
-                        false
-                    }
-                } else {
-                    false
-                }
-            };
-            if retry {
-                return;
-            }
+        if stale && self.hold_back_stale(i, &service, &body.release_key) {
+            return;
         }
         let values = match body.payload {
             ConfigPayload::Full(m) => m,
             ConfigPayload::Incremental(changes) => {
-                let mut m = self.slots.get(i).map(|s| s.ns.values.clone()).unwrap_or_default();
+                let mut m = self
+                    .slots
+                    .get(i)
+                    .map(|s| s.ns.values.clone())
+                    .unwrap_or_default();
                 for c in changes {
                     if c.delete {
                         m.remove(&c.key);
@@ -993,16 +1123,74 @@ impl Client {
         if let Some(slot) = self.slots.get_mut(i) {
             if let Some(old) = slot.ns.release_key.take() {
                 if old != body.release_key {
+                    slot.fetch.superseded.retain(|k| *k != old);
                     if slot.fetch.superseded.len() >= HISTORY {
                         slot.fetch.superseded.pop_front();
                     }
-                    slot.fetch.superseded.push_back((old, knowledge));
+                    slot.fetch.superseded.push_back(old);
                 }
             }
-            slot.fetch.applied_knowledge = knowledge;
+            slot.fetch.stale_seen = None;
         }
         self.apply(i, values, Some(body.release_key), Source::Server);
-        self.fetch_done(i);
+        // Progress, but only the notifier (or the end of the lag window) acknowledges the
+        // notification: a lagging instance may have answered an intermediate release.
+        if !self.lagging(i, &service) {
+            self.fetch_done(i);
+        }
+    }
+
+    /// An instance answered an older release than the one held (or one held before).
+    /// That is a rollback, or an instance that lags behind. Returns true when it must not
+    /// be applied yet: it is applied once confirmed, by a second instance answering the
+    /// same key, by the same instance again after the lag window, by the only instance
+    /// there is, or by persisting for a whole refresh interval. Meanwhile another instance
+    /// is asked (whose 304 dismisses the suspicion).
+    fn hold_back_stale(&mut self, i: usize, service: &str, key: &str) -> bool {
+        let now = self.now;
+        let t = self.cfg.timing.clone();
+        let single = self.services.len() <= 1;
+        let Some(slot) = self.slots.get_mut(i) else {
+            return true;
+        };
+        let confirmed = single
+            || match &slot.fetch.stale_seen {
+                Some((k, since, by)) if k == key => {
+                    by != service
+                        || now >= *since + t.lag_window
+                        || now >= *since + t.refresh_interval
+                }
+                _ => false,
+            };
+        if confirmed {
+            slot.fetch.stale_seen = None;
+            return false;
+        }
+        if slot
+            .fetch
+            .stale_seen
+            .as_ref()
+            .is_none_or(|(k, _, _)| k != key)
+        {
+            slot.fetch.stale_seen = Some((key.to_string(), now, service.to_string()));
+        }
+        let tries = slot.fetch.lag_tries + 1;
+        let name = slot.ns.name.clone();
+        let delay = self.backoff(t.fetch_retry_initial, t.fetch_retry_max, tries);
+        self.error(
+            Some(name.clone()),
+            Some(RequestKind::Configs { namespace: name }),
+            Some(service.to_string()),
+            ErrorCause::StaleRelease(key.to_string()),
+        );
+        let Some(slot) = self.slots.get_mut(i) else {
+            return true;
+        };
+        slot.fetch.lag_tries = tries;
+        slot.fetch.cursor = slot.fetch.cursor.wrapping_add(1);
+        slot.fetch.preferred = None;
+        slot.fetch.next_at = now + delay;
+        true
     }
 
     fn on_poll(&mut self, service: String, result: Result<HttpResponse<'_>, TransportError>) {
@@ -1030,6 +1218,7 @@ impl Client {
                         slot.fetch.want = true;
                         slot.fetch.preferred = Some(service.clone());
                         slot.fetch.notifier = Some(service.clone());
+                        slot.fetch.notified_at = self.now;
                         slot.fetch.lag_tries = 0;
                         slot.fetch.failures = 0;
                         slot.fetch.next_at = self.now;
@@ -1050,7 +1239,11 @@ impl Client {
                 };
                 self.poll.pinned = None;
                 self.poll.attempt += 1;
-                let delay = self.backoff(t.long_poll_retry_initial, t.long_poll_retry_max, self.poll.attempt);
+                let delay = self.backoff(
+                    t.long_poll_retry_initial,
+                    t.long_poll_retry_max,
+                    self.poll.attempt,
+                );
                 self.poll.next_at = self.now + delay;
                 self.error(None, Some(RequestKind::Notifications), Some(service), cause);
             }
@@ -1061,7 +1254,12 @@ impl Client {
         let Some(i) = self.slots.iter().position(|s| s.ns.name == namespace) else {
             return Err(InputError::UnknownNamespace(namespace.to_string()));
         };
-        if self.closed || self.slots.get(i).is_some_and(|s| s.ns.source == Source::Server) {
+        if self.closed
+            || self
+                .slots
+                .get(i)
+                .is_some_and(|s| s.ns.source == Source::Server)
+        {
             return Ok(());
         }
         match crate::properties::load_latin1(contents) {
@@ -1069,7 +1267,12 @@ impl Client {
                 self.apply(i, values, None, Source::Cache);
             }
             Err(e) => {
-                self.error(Some(namespace.to_string()), None, None, ErrorCause::Cache(e.to_string()));
+                self.error(
+                    Some(namespace.to_string()),
+                    None,
+                    None,
+                    ErrorCause::Cache(e.to_string()),
+                );
             }
         }
         Ok(())
@@ -1077,11 +1280,22 @@ impl Client {
 
     /// Install new values, emit `Loaded`, `Changed` (when there was something before) and
     /// `PersistCache` (when the values differ from what is on disk).
-    fn apply(&mut self, i: usize, values: BTreeMap<String, String>, release_key: Option<String>, source: Source) {
+    fn apply(
+        &mut self,
+        i: usize,
+        values: BTreeMap<String, String>,
+        release_key: Option<String>,
+        source: Source,
+    ) {
         let now = self.now;
         let wall = self.wall_clock_ms();
-        let file_name = self.slots.get(i).and_then(|s| self.cache_file_name(&s.ns.name));
-        let Some(slot) = self.slots.get_mut(i) else { return };
+        let file_name = self
+            .slots
+            .get(i)
+            .and_then(|s| self.cache_file_name(&s.ns.name));
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
         let had_before = slot.fetch.settled || slot.ns.source != Source::None;
         let mut parse_error = None;
         let view = if slot.ns.format.is_yaml() {
@@ -1115,9 +1329,19 @@ impl Client {
         if let Some(e) = parse_error {
             self.error(Some(name.clone()), None, None, ErrorCause::Parse(e));
         }
-        self.queue.push_back(Output::Event(Event::Loaded { namespace: name.clone(), source, release_key: release_key.clone() }));
+        self.queue.push_back(Output::Event(Event::Loaded {
+            namespace: name.clone(),
+            source,
+            release_key: release_key.clone(),
+        }));
         if had_before && !changes.is_empty() {
-            self.queue.push_back(Output::Event(Event::Changed(ChangeEvent { namespace: name, release_key, source, changes })));
+            self.queue
+                .push_back(Output::Event(Event::Changed(ChangeEvent {
+                    namespace: name,
+                    release_key,
+                    source,
+                    changes,
+                })));
         }
         if let Some(w) = persist {
             self.queue.push_back(Output::Event(Event::PersistCache(w)));

@@ -43,6 +43,9 @@ pub struct Timing {
     pub discovery_retry_initial: Duration,
     /// Largest retry delay of discovery: 30 s.
     pub discovery_retry_max: Duration,
+    /// How long after a notification an answer from an instance other than the notifying
+    /// one (a 304, a 404, or an older release) is treated as lag and retried: 30 s.
+    pub lag_window: Duration,
     /// Jitter: every back-off delay is drawn uniformly from `[d * (100 - jitter%) / 100, d]`.
     pub jitter_percent: u8,
 }
@@ -67,6 +70,7 @@ impl Default for Timing {
             discovery_refresh_interval: Duration::from_secs(300),
             discovery_retry_initial: Duration::from_secs(1),
             discovery_retry_max: Duration::from_secs(30),
+            lag_window: Duration::from_secs(30),
             jitter_percent: 25,
         }
     }
@@ -207,7 +211,9 @@ impl ConfigBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.config.namespaces.extend(list.into_iter().map(Into::into));
+        self.config
+            .namespaces
+            .extend(list.into_iter().map(Into::into));
         self
     }
     /// The gray-release label.
@@ -315,13 +321,22 @@ impl Config {
         }
         let t = &self.timing;
         if t.load_config_qps == 0 || t.long_poll_qps == 0 || t.discovery_qps == 0 {
-            return Err(ConfigError::InvalidTiming("rates must be at least 1 per second"));
+            return Err(ConfigError::InvalidTiming(
+                "rates must be at least 1 per second",
+            ));
         }
         if t.jitter_percent > 100 {
-            return Err(ConfigError::InvalidTiming("jitter_percent must be at most 100"));
+            return Err(ConfigError::InvalidTiming(
+                "jitter_percent must be at most 100",
+            ));
         }
-        if t.read_timeout.is_zero() || t.long_poll_read_timeout.is_zero() || t.refresh_interval.is_zero() {
-            return Err(ConfigError::InvalidTiming("timeouts and intervals must be positive"));
+        if t.read_timeout.is_zero()
+            || t.long_poll_read_timeout.is_zero()
+            || t.refresh_interval.is_zero()
+        {
+            return Err(ConfigError::InvalidTiming(
+                "timeouts and intervals must be positive",
+            ));
         }
         Ok(())
     }

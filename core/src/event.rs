@@ -73,7 +73,12 @@ pub fn diff(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> V
     let mut out = Vec::new();
     for (k, nv) in new {
         match old.get(k) {
-            None => out.push(Change { key: k.clone(), old: None, new: Some(nv.clone()), kind: ChangeKind::Added }),
+            None => out.push(Change {
+                key: k.clone(),
+                old: None,
+                new: Some(nv.clone()),
+                kind: ChangeKind::Added,
+            }),
             Some(ov) if ov != nv => out.push(Change {
                 key: k.clone(),
                 old: Some(ov.clone()),
@@ -85,7 +90,12 @@ pub fn diff(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> V
     }
     for (k, ov) in old {
         if !new.contains_key(k) {
-            out.push(Change { key: k.clone(), old: Some(ov.clone()), new: None, kind: ChangeKind::Deleted });
+            out.push(Change {
+                key: k.clone(),
+                old: Some(ov.clone()),
+                new: None,
+                kind: ChangeKind::Deleted,
+            });
         }
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -127,7 +137,11 @@ impl Interest {
     /// The changes of interest in `event`, or None when there are none (the listener is
     /// then not called).
     pub fn filter<'e>(&self, event: &'e ChangeEvent) -> Option<Vec<&'e Change>> {
-        let hits: Vec<&Change> = event.changes.iter().filter(|c| self.matches(&c.key)).collect();
+        let hits: Vec<&Change> = event
+            .changes
+            .iter()
+            .filter(|c| self.matches(&c.key))
+            .collect();
         if hits.is_empty() { None } else { Some(hits) }
     }
 }

@@ -96,7 +96,10 @@ pub struct TransportError {
 impl TransportError {
     /// A transport error of `kind` with a message.
     pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> TransportError {
-        TransportError { kind, message: message.into() }
+        TransportError {
+            kind,
+            message: message.into(),
+        }
     }
 }
 

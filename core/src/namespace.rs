@@ -91,7 +91,9 @@ pub fn is_safe_file_component(s: &str) -> bool {
     !s.is_empty()
         && s != "."
         && s != ".."
-        && !s.chars().any(|c| c == '/' || c == '\\' || c.is_control() || c == ':')
+        && !s
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control() || c == ':')
 }
 
 #[cfg(test)]
@@ -112,8 +114,14 @@ mod tests {
 
     #[test]
     fn suffix_and_keys() {
-        assert_eq!(strip_properties_suffix("application.properties"), "application");
-        assert_eq!(strip_properties_suffix("APPLICATION.PROPERTIES"), "APPLICATION");
+        assert_eq!(
+            strip_properties_suffix("application.properties"),
+            "application"
+        );
+        assert_eq!(
+            strip_properties_suffix("APPLICATION.PROPERTIES"),
+            "APPLICATION"
+        );
         assert_eq!(strip_properties_suffix(".properties"), ".properties");
         assert_eq!(strip_properties_suffix("foo.yaml"), "foo.yaml");
         assert_eq!(match_key("FX.Apollo.properties"), "fx.apollo");

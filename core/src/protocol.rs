@@ -63,7 +63,10 @@ pub(crate) fn parse_config(body: &[u8]) -> Result<ConfigBody, String> {
                 }
             }
         }
-        return Ok(ConfigBody { release_key, payload: ConfigPayload::Full(map) });
+        return Ok(ConfigBody {
+            release_key,
+            payload: ConfigPayload::Full(map),
+        });
     }
     if !sync.eq_ignore_ascii_case("IncrementalSync") {
         return Err(alloc::format!("invalid config sync type {sync:?}"));
@@ -74,7 +77,10 @@ pub(crate) fn parse_config(body: &[u8]) -> Result<ConfigBody, String> {
         .ok_or("incremental sync without configurationChanges")?;
     let mut changes = Vec::with_capacity(list.len());
     for item in list {
-        let key = item.get("key").and_then(scalar_string).ok_or("change without key")?;
+        let key = item
+            .get("key")
+            .and_then(scalar_string)
+            .ok_or("change without key")?;
         let kind = item
             .get("configurationChangeType")
             .and_then(Value::as_str)
@@ -91,9 +97,16 @@ pub(crate) fn parse_config(body: &[u8]) -> Result<ConfigBody, String> {
         } else {
             return Err(alloc::format!("unknown change type {kind:?}"));
         };
-        changes.push(IncrementalChange { key, new_value, delete });
+        changes.push(IncrementalChange {
+            key,
+            new_value,
+            delete,
+        });
     }
-    Ok(ConfigBody { release_key, payload: ConfigPayload::Incremental(changes) })
+    Ok(ConfigBody {
+        release_key,
+        payload: ConfigPayload::Incremental(changes),
+    })
 }
 
 /// One entry of a `/notifications/v2` 200 body.
@@ -130,7 +143,11 @@ pub(crate) fn parse_notifications(body: &[u8]) -> Result<Vec<Notification>, Stri
                 }
             }
         }
-        out.push(Notification { namespace, id, messages });
+        out.push(Notification {
+            namespace,
+            id,
+            messages,
+        });
     }
     Ok(out)
 }
@@ -207,7 +224,9 @@ mod tests {
         let b = br#"{"appId":"a","cluster":"default","namespaceName":"application","configurations":{"k":"v\u003d","n":1},"releaseKey":"20170430092936-dee2d58e74515ff3"}"#;
         let c = parse_config(b).unwrap();
         assert_eq!(c.release_key, "20170430092936-dee2d58e74515ff3");
-        let ConfigPayload::Full(m) = c.payload else { panic!() };
+        let ConfigPayload::Full(m) = c.payload else {
+            panic!()
+        };
         assert_eq!(m.get("k").map(String::as_str), Some("v="));
         assert_eq!(m.get("n").map(String::as_str), Some("1"));
     }
@@ -216,7 +235,9 @@ mod tests {
     fn incremental_config() {
         let b = br#"{"releaseKey":"k2","configSyncType":"IncrementalSync","configurationChanges":[{"key":"a","newValue":"1","configurationChangeType":"ADDED"},{"key":"b","configurationChangeType":"DELETED"},{"key":"c","newValue":"3","configurationChangeType":" modified "}]}"#;
         let c = parse_config(b).unwrap();
-        let ConfigPayload::Incremental(ch) = c.payload else { panic!() };
+        let ConfigPayload::Incremental(ch) = c.payload else {
+            panic!()
+        };
         assert_eq!(ch.len(), 3);
         assert!(ch[1].delete);
         assert!(parse_config(br#"{"releaseKey":"k","configSyncType":"Weird"}"#).is_err());
@@ -237,7 +258,10 @@ mod tests {
         let b = br#"[{"namespaceName":"application","notificationId":101,"messages":{"details":{"SampleApp+default+application":101}}}]"#;
         let n = parse_notifications(b).unwrap();
         assert_eq!(n[0].id, 101);
-        assert_eq!(n[0].messages.get("SampleApp+default+application"), Some(&101));
+        assert_eq!(
+            n[0].messages.get("SampleApp+default+application"),
+            Some(&101)
+        );
         assert_eq!(
             notifications_param([("application", -1)].into_iter()),
             r#"[{"namespaceName":"application","notificationId":-1}]"#
@@ -245,13 +269,19 @@ mod tests {
         let mut m = BTreeMap::new();
         m.insert(String::from("b+default+x"), 2);
         m.insert(String::from("a+default+x"), 1);
-        assert_eq!(messages_param(&m), r#"{"details":{"a+default+x":1,"b+default+x":2}}"#);
+        assert_eq!(
+            messages_param(&m),
+            r#"{"details":{"a+default+x":1,"b+default+x":2}}"#
+        );
     }
 
     #[test]
     fn services() {
         let b = br#"[{"appName":"apollo-configservice","instanceId":"x","homepageUrl":"http://10.0.0.1:8080"},{"homepageUrl":"not a url"},{"homepageUrl":"http://10.0.0.1:8080/"}]"#;
-        assert_eq!(parse_services(b).unwrap(), alloc::vec![String::from("http://10.0.0.1:8080/")]);
+        assert_eq!(
+            parse_services(b).unwrap(),
+            alloc::vec![String::from("http://10.0.0.1:8080/")]
+        );
         assert!(parse_services(b"[]").unwrap().is_empty());
     }
 }

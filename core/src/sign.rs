@@ -18,8 +18,16 @@ pub fn signature(timestamp_ms: u64, path_with_query: &str, secret: &str) -> Stri
 }
 
 /// The `Authorization` header value for `app_id`.
-pub fn authorization(app_id: &str, timestamp_ms: u64, path_with_query: &str, secret: &str) -> String {
-    format!("Apollo {app_id}:{}", signature(timestamp_ms, path_with_query, secret))
+pub fn authorization(
+    app_id: &str,
+    timestamp_ms: u64,
+    path_with_query: &str,
+    secret: &str,
+) -> String {
+    format!(
+        "Apollo {app_id}:{}",
+        signature(timestamp_ms, path_with_query, secret)
+    )
 }
 
 #[cfg(test)]

@@ -94,7 +94,10 @@ mod tests {
     #[test]
     fn path_segment_matches_guava() {
         // RemoteConfigRepositoryTest: `someCluster+ &.-_someSign` -> `someCluster+%20&.-_someSign`
-        assert_eq!(escape_path_segment("someCluster+ &.-_someSign"), "someCluster+%20&.-_someSign");
+        assert_eq!(
+            escape_path_segment("someCluster+ &.-_someSign"),
+            "someCluster+%20&.-_someSign"
+        );
         assert_eq!(escape_path_segment("a/b?c#d"), "a%2Fb%3Fc%23d");
         assert_eq!(escape_path_segment("中"), "%E4%B8%AD");
     }
@@ -102,15 +105,24 @@ mod tests {
     #[test]
     fn query_value_matches_guava() {
         // RemoteConfigLongPollServiceTest: query `someCluster%2B+%26.-_someSign`
-        assert_eq!(escape_query_value("someCluster+ &.-_someSign"), "someCluster%2B+%26.-_someSign");
+        assert_eq!(
+            escape_query_value("someCluster+ &.-_someSign"),
+            "someCluster%2B+%26.-_someSign"
+        );
         assert_eq!(escape_query_value("k1+k2"), "k1%2Bk2");
         assert_eq!(escape_query_value("*a~"), "*a%7E");
     }
 
     #[test]
     fn path_and_query_of_urls() {
-        assert_eq!(path_and_query("http://h:8080/configs/a?x=1"), "/configs/a?x=1");
-        assert_eq!(path_and_query("https://h/apollo/configs/a"), "/apollo/configs/a");
+        assert_eq!(
+            path_and_query("http://h:8080/configs/a?x=1"),
+            "/configs/a?x=1"
+        );
+        assert_eq!(
+            path_and_query("https://h/apollo/configs/a"),
+            "/apollo/configs/a"
+        );
         assert_eq!(path_and_query("http://h"), "/");
         assert_eq!(path_and_query("http://h?x"), "?x");
     }

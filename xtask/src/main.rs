@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use step::{Runner, cargo, cmd};
 
 /// A target without `std`, to prove the core is `no_std`.
-const NO_STD_TARGET: &str = "x86_64-unknown-none";
+const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

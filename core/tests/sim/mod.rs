@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use apolloconf_core::{
-    Client, Config, Event, HttpRequest, HttpResponse, Input, Instant, Output, RequestKind, TransportError,
-    TransportErrorKind,
+    Client, Config, Event, HttpRequest, HttpResponse, Input, Instant, Output, RequestKind,
+    TransportError, TransportErrorKind,
 };
 
 /// One release of a namespace.
@@ -52,6 +52,8 @@ pub struct Instance {
     pub latency_ms: u64,
     /// The next this many `/configs` requests answer 500.
     pub fail_configs: u32,
+    /// Publishes up to this time are visible (never goes back, whatever `lag_ms` becomes).
+    pub watermark: std::cell::Cell<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +61,9 @@ pub struct Meta {
     pub url: String,
     pub up: bool,
 }
+
+/// (client spelling after stripping .properties, canonical key, client id)
+type WatchEntry = (String, String, i64);
 
 #[derive(Debug)]
 struct Parked {
@@ -99,7 +104,9 @@ pub fn pct_decode(s: &str, plus_space: bool) -> String {
     while i < b.len() {
         match b[i] {
             b'%' if i + 2 < b.len() => {
-                let h = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let h = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match h {
                     Some(v) => {
                         out.push(v);
@@ -157,9 +164,13 @@ impl Sim {
                     honors_messages: true,
                     latency_ms: 5,
                     fail_configs: 0,
+                    watermark: std::cell::Cell::new(0),
                 })
                 .collect(),
-            metas: vec![Meta { url: "http://meta:8080".into(), up: true }],
+            metas: vec![Meta {
+                url: "http://meta:8080".into(),
+                up: true,
+            }],
             hold_ms: 60_000,
             incremental: false,
             secret: None,
@@ -170,18 +181,34 @@ impl Sim {
 
     /// Publish a release now; returns its key.
     pub fn publish(&mut self, now: u64, ns: &str, values: &[(&str, &str)]) -> String {
-        let map = values.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map = values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         self.publish_map(now, ns, map)
     }
 
     pub fn publish_map(&mut self, now: u64, ns: &str, values: BTreeMap<String, String>) -> String {
         self.version += 1;
         let secs = 1_700_000_000 + now / 1000;
-        let key = format!("{}-{:016x}", stamp(secs), 0xabc0_0000_0000_0000u64 + u64::from(self.version));
+        let key = format!(
+            "{}-{:016x}",
+            stamp(secs),
+            0xabc0_0000_0000_0000u64 + u64::from(self.version)
+        );
         let msg = self.next_msg;
         self.next_msg += 1;
-        let e = self.ns.entry(canon(ns)).or_insert_with(|| NsData { name: strip(ns), releases: vec![] });
-        e.releases.push(Release { key: key.clone(), values, msg, at: now, version: self.version });
+        let e = self.ns.entry(canon(ns)).or_insert_with(|| NsData {
+            name: strip(ns),
+            releases: vec![],
+        });
+        e.releases.push(Release {
+            key: key.clone(),
+            values,
+            msg,
+            at: now,
+            version: self.version,
+        });
         key
     }
 
@@ -190,8 +217,10 @@ impl Sim {
     }
 
     fn visible<'a>(&self, inst: usize, ns: &'a NsData, now: u64) -> Option<&'a Release> {
-        let lag = self.instances[inst].lag_ms;
-        ns.releases.iter().rev().find(|r| r.at + lag <= now)
+        let i = &self.instances[inst];
+        let horizon = i.watermark.get().max(now.saturating_sub(i.lag_ms));
+        i.watermark.set(horizon);
+        ns.releases.iter().rev().find(|r| r.at <= horizon)
     }
 
     fn watch_key(&self, ns: &NsData) -> String {
@@ -203,11 +232,25 @@ impl Sim {
     }
 
     fn check_auth(&self, req: &HttpRequest) -> bool {
-        let Some(secret) = &self.secret else { return true };
-        let ts = req.headers.iter().find(|(k, _)| k == "Timestamp").map(|(_, v)| v.clone());
-        let auth = req.headers.iter().find(|(k, _)| k == "Authorization").map(|(_, v)| v.clone());
-        let (Some(ts), Some(auth)) = (ts, auth) else { return false };
-        let Ok(t) = ts.parse::<u64>() else { return false };
+        let Some(secret) = &self.secret else {
+            return true;
+        };
+        let ts = req
+            .headers
+            .iter()
+            .find(|(k, _)| k == "Timestamp")
+            .map(|(_, v)| v.clone());
+        let auth = req
+            .headers
+            .iter()
+            .find(|(k, _)| k == "Authorization")
+            .map(|(_, v)| v.clone());
+        let (Some(ts), Some(auth)) = (ts, auth) else {
+            return false;
+        };
+        let Ok(t) = ts.parse::<u64>() else {
+            return false;
+        };
         let pq = apolloconf_core::url::path_and_query(&req.url);
         let expect = apolloconf_core::sign::signature(t, pq, secret);
         auth.split(':').nth(1) == Some(expect.as_str())
@@ -221,7 +264,9 @@ impl Sim {
             return (400, b"bad path".to_vec());
         }
         let q = query(&req.url);
-        let Some(data) = self.ns.get(&canon(&parts[3])) else { return (404, vec![]) };
+        let Some(data) = self.ns.get(&canon(&parts[3])) else {
+            return (404, vec![]);
+        };
         if self.hide.contains(&canon(&parts[3])) {
             return (404, vec![]);
         }
@@ -268,10 +313,19 @@ impl Sim {
     }
 
     /// The immediate answer of a long poll, or the entries to park it with.
-    fn notifications(&self, inst: usize, req: &HttpRequest, now: u64) -> Result<(u16, Vec<u8>), Vec<(String, String, i64)>> {
+    fn notifications(
+        &self,
+        inst: usize,
+        req: &HttpRequest,
+        now: u64,
+    ) -> Result<(u16, Vec<u8>), Vec<WatchEntry>> {
         let q = query(&req.url);
-        let Some(raw) = q.get("notifications") else { return Ok((400, vec![])) };
-        let Ok(list) = serde_json::from_str::<Vec<serde_json::Value>>(raw) else { return Ok((400, vec![])) };
+        let Some(raw) = q.get("notifications") else {
+            return Ok((400, vec![]));
+        };
+        let Ok(list) = serde_json::from_str::<Vec<serde_json::Value>>(raw) else {
+            return Ok((400, vec![]));
+        };
         let mut entries: Vec<(String, String, i64)> = vec![];
         for e in list {
             let name = e["namespaceName"].as_str().unwrap_or("").to_string();
@@ -290,14 +344,20 @@ impl Sim {
             return Ok((400, vec![]));
         }
         let ready = self.stale_entries(inst, &entries, now);
-        if ready.is_empty() { Err(entries) } else { Ok((200, ready)) }
+        if ready.is_empty() {
+            Err(entries)
+        } else {
+            Ok((200, ready))
+        }
     }
 
     fn stale_entries(&self, inst: usize, entries: &[(String, String, i64)], now: u64) -> Vec<u8> {
         let mut out = vec![];
         for (name, c, id) in entries {
             let Some(data) = self.ns.get(c) else { continue };
-            let Some(rel) = self.visible(inst, data, now) else { continue };
+            let Some(rel) = self.visible(inst, data, now) else {
+                continue;
+            };
             if rel.msg > *id {
                 out.push(serde_json::json!({
                     "namespaceName": name, "notificationId": rel.msg,
@@ -305,7 +365,11 @@ impl Sim {
                 }));
             }
         }
-        if out.is_empty() { vec![] } else { serde_json::to_vec(&out).unwrap_or_default() }
+        if out.is_empty() {
+            vec![]
+        } else {
+            serde_json::to_vec(&out).unwrap_or_default()
+        }
     }
 
     fn services(&self) -> Vec<u8> {
@@ -331,7 +395,12 @@ fn stamp(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// The host: drives the client against the sim, owns the clock, enforces timeouts.
@@ -351,6 +420,8 @@ pub struct Harness {
     deadline: Option<u64>,
     /// Cache files written by the client (file name -> bytes).
     pub cache: BTreeMap<String, Vec<u8>>,
+    /// Loop turns so far (a measure of work done).
+    pub turns: u64,
 }
 
 impl Harness {
@@ -368,18 +439,23 @@ impl Harness {
             in_flight: BTreeMap::new(),
             deadline: Some(0),
             cache: BTreeMap::new(),
+            turns: 0,
         }
     }
 
     /// Config builder pre-filled for the sim: app `app`, direct config services of the sim.
     pub fn config_direct(sim: &Sim) -> apolloconf_core::ConfigBuilder {
         let list: Vec<String> = sim.instances.iter().map(|i| i.url.clone()).collect();
-        Config::builder(sim.app.clone()).config_service(&list.join(",")).wall_clock(1_700_000_000_000)
+        Config::builder(sim.app.clone())
+            .config_service(&list.join(","))
+            .wall_clock(1_700_000_000_000)
     }
 
     pub fn config_meta(sim: &Sim) -> apolloconf_core::ConfigBuilder {
         let list: Vec<String> = sim.metas.iter().map(|m| m.url.clone()).collect();
-        Config::builder(sim.app.clone()).meta_server(&list.join(",")).wall_clock(1_700_000_000_000)
+        Config::builder(sim.app.clone())
+            .meta_server(&list.join(","))
+            .wall_clock(1_700_000_000_000)
     }
 
     fn drain(&mut self) {
@@ -404,7 +480,9 @@ impl Harness {
     fn dispatch(&mut self, r: HttpRequest) {
         self.log.push((self.now, r.clone()));
         self.in_flight.insert(r.id.get(), r.kind.clone());
-        let count = |k: fn(&RequestKind) -> bool, m: &BTreeMap<u64, RequestKind>| m.values().filter(|x| k(x)).count();
+        let count = |k: fn(&RequestKind) -> bool, m: &BTreeMap<u64, RequestKind>| {
+            m.values().filter(|x| k(x)).count()
+        };
         let d = count(|k| matches!(k, RequestKind::Discovery), &self.in_flight);
         let p = count(|k| matches!(k, RequestKind::Notifications), &self.in_flight);
         let mut per_ns: BTreeMap<String, usize> = BTreeMap::new();
@@ -414,44 +492,97 @@ impl Harness {
             }
         }
         let c = per_ns.values().copied().max().unwrap_or(0);
-        self.max_in_flight = (self.max_in_flight.0.max(d), self.max_in_flight.1.max(p), self.max_in_flight.2.max(c));
+        self.max_in_flight = (
+            self.max_in_flight.0.max(d),
+            self.max_in_flight.1.max(p),
+            self.max_in_flight.2.max(c),
+        );
 
         let timeout = (r.connect_timeout + r.timeout).as_millis() as u64;
         let now = self.now;
-        let err = |kind| Due { id: r.id, at: now, result: Err(kind) };
+        let err = |kind| Due {
+            id: r.id,
+            at: now,
+            result: Err(kind),
+        };
         let due = match &r.kind {
-            RequestKind::Discovery => match self.sim.metas.iter().find(|m| r.url.starts_with(&m.url)) {
-                Some(m) if m.up => Due { id: r.id, at: now + 3, result: Ok((200, self.sim.services())) },
-                _ => err(TransportErrorKind::Connect),
-            },
+            RequestKind::Discovery => {
+                match self.sim.metas.iter().find(|m| r.url.starts_with(&m.url)) {
+                    Some(m) if m.up => Due {
+                        id: r.id,
+                        at: now + 3,
+                        result: Ok((200, self.sim.services())),
+                    },
+                    _ => err(TransportErrorKind::Connect),
+                }
+            }
             kind => {
-                let Some(inst) = self.sim.instance_of(&r.url) else { panic!("request to unknown host {}", r.url) };
+                let Some(inst) = self.sim.instance_of(&r.url) else {
+                    panic!("request to unknown host {}", r.url)
+                };
                 let i = &self.sim.instances[inst];
                 let lat = i.latency_ms;
                 match i.mode {
                     Mode::Down => err(TransportErrorKind::Connect),
-                    Mode::Hang => Due { id: r.id, at: now + timeout, result: Err(TransportErrorKind::Timeout) },
-                    Mode::Status(s) => Due { id: r.id, at: now + lat, result: Ok((s, b"{\"status\":500}".to_vec())) },
-                    Mode::Malformed => Due { id: r.id, at: now + lat, result: Ok((200, b"<html>oops".to_vec())) },
-                    Mode::Normal if !self.sim.check_auth(&r) => Due { id: r.id, at: now + lat, result: Ok((401, vec![])) },
+                    Mode::Hang => Due {
+                        id: r.id,
+                        at: now + timeout,
+                        result: Err(TransportErrorKind::Timeout),
+                    },
+                    Mode::Status(s) => Due {
+                        id: r.id,
+                        at: now + lat,
+                        result: Ok((s, b"{\"status\":500}".to_vec())),
+                    },
+                    Mode::Malformed => Due {
+                        id: r.id,
+                        at: now + lat,
+                        result: Ok((200, b"<html>oops".to_vec())),
+                    },
+                    Mode::Normal if !self.sim.check_auth(&r) => Due {
+                        id: r.id,
+                        at: now + lat,
+                        result: Ok((401, vec![])),
+                    },
                     Mode::Normal => match kind {
                         RequestKind::Configs { .. } if i.fail_configs > 0 => {
                             self.sim.instances[inst].fail_configs -= 1;
-                            Due { id: r.id, at: now + lat, result: Ok((500, vec![])) }
+                            Due {
+                                id: r.id,
+                                at: now + lat,
+                                result: Ok((500, vec![])),
+                            }
                         }
                         RequestKind::Configs { .. } => {
                             let (s, b) = self.sim.configs(inst, &r, now);
-                            Due { id: r.id, at: now + lat, result: Ok((s, b)) }
+                            Due {
+                                id: r.id,
+                                at: now + lat,
+                                result: Ok((s, b)),
+                            }
                         }
                         _ => match self.sim.notifications(inst, &r, now) {
-                            Ok((s, b)) => Due { id: r.id, at: now + lat, result: Ok((s, b)) },
+                            Ok((s, b)) => Due {
+                                id: r.id,
+                                at: now + lat,
+                                result: Ok((s, b)),
+                            },
                             Err(entries) => {
                                 let hold = self.sim.hold_ms.min(timeout.saturating_sub(1));
                                 let expires = now + hold;
                                 if self.sim.hold_ms >= timeout {
-                                    self.due.push(Due { id: r.id, at: now + timeout, result: Err(TransportErrorKind::Timeout) });
+                                    self.due.push(Due {
+                                        id: r.id,
+                                        at: now + timeout,
+                                        result: Err(TransportErrorKind::Timeout),
+                                    });
                                 } else {
-                                    self.parked.push(Parked { id: r.id, instance: inst, entries, expires });
+                                    self.parked.push(Parked {
+                                        id: r.id,
+                                        instance: inst,
+                                        entries,
+                                        expires,
+                                    });
                                 }
                                 return;
                             }
@@ -473,13 +604,25 @@ impl Harness {
             let body = self.sim.stale_entries(p.instance, &p.entries, now);
             if down {
                 let p = self.parked.remove(i);
-                self.due.push(Due { id: p.id, at: now, result: Err(TransportErrorKind::Io) });
+                self.due.push(Due {
+                    id: p.id,
+                    at: now,
+                    result: Err(TransportErrorKind::Io),
+                });
             } else if !body.is_empty() {
                 let p = self.parked.remove(i);
-                self.due.push(Due { id: p.id, at: now + 1, result: Ok((200, body)) });
+                self.due.push(Due {
+                    id: p.id,
+                    at: now + 1,
+                    result: Ok((200, body)),
+                });
             } else if p.expires <= now {
                 let p = self.parked.remove(i);
-                self.due.push(Due { id: p.id, at: now, result: Ok((304, vec![])) });
+                self.due.push(Due {
+                    id: p.id,
+                    at: now,
+                    result: Ok((304, vec![])),
+                });
             } else {
                 i += 1;
             }
@@ -489,7 +632,11 @@ impl Harness {
     /// Drop every held poll (a server restart).
     pub fn drop_parked(&mut self) {
         for p in std::mem::take(&mut self.parked) {
-            self.due.push(Due { id: p.id, at: self.now, result: Err(TransportErrorKind::Io) });
+            self.due.push(Due {
+                id: p.id,
+                at: self.now,
+                result: Err(TransportErrorKind::Io),
+            });
         }
     }
 
@@ -530,38 +677,60 @@ impl Harness {
             }
             if next > until {
                 self.now = until.max(self.now);
-                let _ = self.client.handle_input(Input::Timeout(Instant::from_millis(self.now)));
+                let _ = self
+                    .client
+                    .handle_input(Input::Timeout(Instant::from_millis(self.now)));
                 self.drain();
                 return;
             }
             self.now = next.max(self.now);
             turns += 1;
+            self.turns += 1;
             if self.now == last {
                 same_instant += 1;
-                assert!(same_instant < 10_000, "livelock: 10,000 turns at {} ms", self.now);
+                assert!(
+                    same_instant < 10_000,
+                    "livelock: 10,000 turns at {} ms",
+                    self.now
+                );
             } else {
                 same_instant = 0;
                 last = self.now;
             }
             let budget = 2_000 * ((self.now - start) / 1000 + 1);
-            assert!(turns < budget, "livelock: {turns} turns in {} ms", self.now - start);
+            assert!(
+                turns < budget,
+                "livelock: {turns} turns in {} ms",
+                self.now - start
+            );
             let now = self.now;
             let ready: Vec<Due> = {
-                let (r, keep): (Vec<Due>, Vec<Due>) = std::mem::take(&mut self.due).into_iter().partition(|d| d.at <= now);
+                let (r, keep): (Vec<Due>, Vec<Due>) = std::mem::take(&mut self.due)
+                    .into_iter()
+                    .partition(|d| d.at <= now);
                 self.due = keep;
                 r
             };
             for d in ready {
                 self.in_flight.remove(&d.id.get());
                 let result = match &d.result {
-                    Ok((s, b)) => Ok(HttpResponse { status: *s, body: b }),
+                    Ok((s, b)) => Ok(HttpResponse {
+                        status: *s,
+                        body: b,
+                    }),
                     Err(k) => Err(TransportError::new(*k, "sim")),
                 };
                 self.client
-                    .handle_input(Input::Response { id: d.id, now: Instant::from_millis(now), result })
+                    .handle_input(Input::Response {
+                        id: d.id,
+                        now: Instant::from_millis(now),
+                        result,
+                    })
                     .expect("response accepted");
             }
-            self.client.handle_input(Input::Timeout(Instant::from_millis(now))).expect("timeout accepted");
+            self.client
+                .handle_input(Input::Timeout(Instant::from_millis(now)))
+                .expect("timeout accepted");
         }
     }
 
@@ -586,30 +755,56 @@ impl Harness {
     }
 
     pub fn requests_since(&self, t: u64) -> Vec<&HttpRequest> {
-        self.log.iter().filter(|(at, _)| *at >= t).map(|(_, r)| r).collect()
+        self.log
+            .iter()
+            .filter(|(at, _)| *at >= t)
+            .map(|(_, r)| r)
+            .collect()
     }
 
     pub fn config_requests(&self) -> Vec<&HttpRequest> {
-        self.log.iter().filter(|(_, r)| matches!(r.kind, RequestKind::Configs { .. })).map(|(_, r)| r).collect()
+        self.log
+            .iter()
+            .filter(|(_, r)| matches!(r.kind, RequestKind::Configs { .. }))
+            .map(|(_, r)| r)
+            .collect()
     }
 
     pub fn polls(&self) -> Vec<&HttpRequest> {
-        self.log.iter().filter(|(_, r)| r.kind == RequestKind::Notifications).map(|(_, r)| r).collect()
+        self.log
+            .iter()
+            .filter(|(_, r)| r.kind == RequestKind::Notifications)
+            .map(|(_, r)| r)
+            .collect()
     }
 
     pub fn changes(&self) -> Vec<&apolloconf_core::ChangeEvent> {
         self.events
             .iter()
-            .filter_map(|(_, e)| if let Event::Changed(c) = e { Some(c) } else { None })
+            .filter_map(|(_, e)| {
+                if let Event::Changed(c) = e {
+                    Some(c)
+                } else {
+                    None
+                }
+            })
             .collect()
     }
 
     pub fn value(&self, ns: &str, key: &str) -> Option<String> {
-        self.client.namespace(ns).and_then(|n| n.get(key)).map(str::to_string)
+        self.client
+            .namespace(ns)
+            .and_then(|n| n.get(key))
+            .map(str::to_string)
     }
 
     pub fn feed_cache(&mut self, ns: &str, bytes: &[u8]) {
-        self.client.handle_input(Input::CacheFile { namespace: ns, contents: bytes }).expect("cache input");
+        self.client
+            .handle_input(Input::CacheFile {
+                namespace: ns,
+                contents: bytes,
+            })
+            .expect("cache input");
     }
 
     /// Number of queued (not yet answered) requests.
