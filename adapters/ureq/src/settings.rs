@@ -28,9 +28,23 @@ pub const DEFAULT_CACHE_DIR: &str = "/opt/data";
 /// [`Env::process`] reads the real process environment; [`Env::from_map`] uses a fixed
 /// map, so tests (and programs that want full control) never depend on, or mutate, the
 /// process environment.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Env {
     vars: Option<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for Env {
+    /// Names only: values (such as `APOLLO_ACCESS_KEY_SECRET`) are never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.vars {
+            None => f.write_str("Env(process)"),
+            Some(map) => {
+                let mut names: Vec<&String> = map.keys().collect();
+                names.sort();
+                f.debug_tuple("Env").field(&names).finish()
+            }
+        }
+    }
 }
 
 impl Env {
@@ -84,7 +98,7 @@ pub enum ServerSource {
 
 /// Values given explicitly (builder or command line). Each `None` falls through to the
 /// environment and then to `server.properties`.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Overrides {
     /// `app.id`.
     pub app_id: Option<String>,
@@ -106,6 +120,23 @@ pub struct Overrides {
     pub cache_dir: Option<PathBuf>,
     /// The `server.properties` file to read.
     pub server_properties: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overrides")
+            .field("app_id", &self.app_id)
+            .field("meta", &self.meta)
+            .field("config_service", &self.config_service)
+            .field("env", &self.env)
+            .field("cluster", &self.cluster)
+            .field("idc", &self.idc)
+            .field("label", &self.label)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("cache_dir", &self.cache_dir)
+            .field("server_properties", &self.server_properties)
+            .finish()
+    }
 }
 
 /// The settings after applying the precedence rules.

@@ -624,3 +624,71 @@ fn meta_server_discovery() {
     assert_eq!(c.snapshot().services().len(), 1);
     assert!(c.metrics().discovery.ok >= 1);
 }
+
+#[test]
+fn bad_answers_keep_the_last_good_values() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, events) = mpsc::channel();
+    let c = builder(&s.url(), dir.path())
+        .event_sink(tx)
+        .build()
+        .unwrap();
+    let a = s.admin();
+    // 5xx on fetches, then an oversized body (above the 16 MiB limit), then recovery.
+    a.inject_fault(Fault::new(Endpoint::Configs, FaultAction::Status { code: 503 }).times(2));
+    a.inject_fault(
+        Fault::new(
+            Endpoint::Configs,
+            FaultAction::Oversized {
+                bytes: 17 * 1024 * 1024,
+            },
+        )
+        .times(1),
+    );
+    assert!(wait_until(WAIT, || a.held_polls() >= 1));
+    a.publish(APP, "default", "application", [("timeout", "777")])
+        .unwrap();
+    assert!(
+        wait_until(WAIT, || c.get("timeout").as_deref() == Some("777")),
+        "recovered"
+    );
+    let seen: Vec<Event> = events.try_iter().collect();
+    let causes: Vec<String> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error(err) => Some(format!("{:?}", err.cause)),
+            _ => None,
+        })
+        .collect();
+    assert!(causes.iter().any(|c| c.contains("503")), "{causes:?}");
+    assert!(causes.iter().any(|c| c.contains("TooLarge")), "{causes:?}");
+    let m = c.metrics();
+    assert!(
+        m.configs.other_status >= 2 && m.configs.transport_error >= 1,
+        "{m:?}"
+    );
+    assert!(m.last_error.is_some());
+}
+
+#[test]
+fn debug_output_never_shows_the_secret() {
+    let b = Client::builder()
+        .secret("top-secret-value")
+        .environment(Env::from_map([(
+            "APOLLO_ACCESS_KEY_SECRET",
+            "env-secret-value",
+        )]));
+    let text = format!("{b:?}");
+    assert!(
+        !text.contains("top-secret-value") && !text.contains("env-secret-value"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_client_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Client>();
+    check::<apolloconf::Snapshot>();
+}
