@@ -48,6 +48,7 @@ pub struct Namespace {
     source: Source,
     status: Status,
     last_update: Option<Instant>,
+    last_checked: Option<Instant>,
     notification_id: i64,
 }
 
@@ -95,6 +96,10 @@ impl Namespace {
     /// When the values last changed source or release.
     pub fn last_update(&self) -> Option<Instant> {
         self.last_update
+    }
+    /// When a config service last answered for it (200 or 304).
+    pub fn last_checked(&self) -> Option<Instant> {
+        self.last_checked
     }
     /// The notification id acknowledged after a successful fetch (-1 before any).
     pub fn notification_id(&self) -> i64 {
@@ -268,6 +273,7 @@ fn new_slot(name: &str, now: Instant, initial: bool) -> Slot {
             source: Source::None,
             status: Status::Loading,
             last_update: None,
+            last_checked: None,
             notification_id: -1,
         },
         fetch: Fetch {
@@ -443,6 +449,35 @@ impl Client {
         }
     }
 
+    /// Check every namespace that no config service has confirmed within `max_age` (or
+    /// ever) with a conditional `/configs` request (its release key, so an unchanged
+    /// namespace costs a 304). Returns how many were queued. This is how edge mode stays
+    /// fresh; in background mode it forces an early refresh.
+    pub fn refresh(&mut self, max_age: Duration) -> usize {
+        if self.closed {
+            return 0;
+        }
+        let now = self.now;
+        let mut n = 0;
+        for slot in &mut self.slots {
+            let fresh = slot.ns.last_checked.is_some_and(|t| now < t + max_age);
+            if fresh || slot.fetch.in_flight || slot.fetch.want {
+                continue;
+            }
+            slot.fetch.want = true;
+            slot.fetch.failures = 0;
+            slot.fetch.next_at = now;
+            n += 1;
+        }
+        n
+    }
+
+    /// Whether a fetch is queued or in flight (a [`refresh`](Client::refresh) is done when
+    /// this turns false).
+    pub fn is_refreshing(&self) -> bool {
+        self.slots.iter().any(|s| s.fetch.want || s.fetch.in_flight)
+    }
+
     /// Whether `close()` was called.
     pub fn is_closed(&self) -> bool {
         self.closed
@@ -556,7 +591,7 @@ impl Client {
         }
         if !self.services.is_empty() {
             for s in &self.slots {
-                if !s.fetch.in_flight {
+                if !s.fetch.in_flight && (s.fetch.want || self.cfg.background) {
                     let due = if s.fetch.want {
                         s.fetch.next_at
                     } else {
@@ -565,7 +600,7 @@ impl Client {
                     consider(due.max(self.rate_ok(s.fetch.last_start, t.load_config_qps)));
                 }
             }
-            if !self.poll.in_flight && !self.slots.is_empty() {
+            if self.cfg.background && !self.poll.in_flight && !self.slots.is_empty() {
                 consider(
                     self.poll
                         .next_at
@@ -697,7 +732,7 @@ impl Client {
         if f.in_flight || now < self.rate_ok(f.last_start, qps) {
             return;
         }
-        let refresh_due = !f.want && now >= f.next_refresh;
+        let refresh_due = self.cfg.background && !f.want && now >= f.next_refresh;
         if !(refresh_due || f.want && now >= f.next_at) {
             return;
         }
@@ -767,7 +802,8 @@ impl Client {
 
     fn start_poll(&mut self) {
         let t = &self.cfg.timing;
-        if self.poll.in_flight
+        if !self.cfg.background
+            || self.poll.in_flight
             || self.slots.is_empty()
             || self.now < self.poll.next_at
             || self.now < self.rate_ok(self.poll.last_start, t.long_poll_qps)
@@ -1008,6 +1044,7 @@ impl Client {
         let now = self.now;
         let again = self.commit_notification(i);
         if let Some(slot) = self.slots.get_mut(i) {
+            slot.ns.last_checked = Some(now);
             slot.fetch.want = again;
             slot.fetch.next_at = now;
             slot.fetch.failures = 0;
@@ -1069,11 +1106,19 @@ impl Client {
         let failures = slot.fetch.failures + 1;
         let delay = self.backoff(t.fetch_retry_initial, t.fetch_retry_max, failures);
         let now = self.now;
+        let background = self.cfg.background;
         if let Some(slot) = self.slots.get_mut(i) {
             slot.fetch.failures = failures;
             slot.fetch.cursor = slot.fetch.cursor.wrapping_add(1);
-            slot.fetch.next_at = now + delay;
-            slot.fetch.want = true;
+            if background {
+                slot.fetch.next_at = now + delay;
+                slot.fetch.want = true;
+            } else {
+                // Edge mode: the next instance at once, one pass over them, then wait for
+                // the host's next refresh.
+                slot.fetch.next_at = now;
+                slot.fetch.want = (failures as usize) < n;
+            }
         }
         self.error(
             Some(name.clone()),

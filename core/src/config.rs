@@ -100,6 +100,7 @@ pub struct Config {
     pub(crate) timing: Timing,
     pub(crate) seed: u64,
     pub(crate) wall_clock_ms: u64,
+    pub(crate) background: bool,
 }
 
 impl Config {
@@ -119,6 +120,7 @@ impl Config {
                 timing: Timing::default(),
                 seed: 0x5eed_a110_c0ff_ee01,
                 wall_clock_ms: 0,
+                background: true,
             },
         }
     }
@@ -158,6 +160,10 @@ impl Config {
     /// The timing knobs.
     pub fn timing(&self) -> &Timing {
         &self.timing
+    }
+    /// Whether the client long-polls and refreshes in the background (not edge mode).
+    pub fn is_background(&self) -> bool {
+        self.background
     }
 }
 
@@ -244,6 +250,15 @@ impl ConfigBuilder {
     /// Unix time in milliseconds at the `now` passed to `Client::new` (used for signing).
     pub fn wall_clock(mut self, unix_ms: u64) -> Self {
         self.config.wall_clock_ms = unix_ms;
+        self
+    }
+    /// Whether the client keeps itself up to date in the background (the default): one
+    /// long poll plus the periodic refresh. `false` is edge mode for request-scoped
+    /// runtimes (workers): after the initial load nothing is sent until the host calls
+    /// [`Client::refresh`](crate::Client::refresh), and failed fetches are not retried
+    /// beyond one pass over the instances.
+    pub fn background(mut self, on: bool) -> Self {
+        self.config.background = on;
         self
     }
     /// Finish; validation happens in `Client::new`.

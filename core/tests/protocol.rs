@@ -1288,3 +1288,67 @@ fn safety_net_times_out_requests_the_host_never_answers() {
     assert!(reqs > 2, "requests re-issued after the safety net fired");
     assert!(c.metrics().configs.transport_error >= 1);
 }
+
+// ---------------------------------------------------------------- edge mode
+
+#[test]
+fn edge_mode_makes_no_background_requests_and_refreshes_on_demand() {
+    let mut sim = Sim::new("app", 2);
+    sim.publish(0, "application", &[("k", "v")]);
+    sim.publish(0, "b", &[("x", "1")]);
+    let cfg = Harness::config_direct(&sim)
+        .namespaces(["application", "b"])
+        .background(false)
+        .build();
+    let mut h = Harness::new(cfg, sim);
+    h.run_for(1_000);
+    assert_eq!(h.value("application", "k").as_deref(), Some("v"));
+    assert!(h.events.iter().any(|(_, e)| *e == Event::Ready));
+    assert!(h.polls().is_empty(), "no long poll in edge mode");
+    h.run_for(3_600_000);
+    assert_eq!(
+        h.log.len(),
+        2,
+        "nothing in the background, not even the periodic refresh"
+    );
+    // A refresh with max age 60 s: both namespaces are older, two conditional requests.
+    assert_eq!(h.client.refresh(core::time::Duration::from_secs(60)), 2);
+    h.run_for(100);
+    assert!(!h.client.is_refreshing());
+    assert_eq!(h.client.metrics().configs.not_modified, 2);
+    // Again right away: nothing is older than 60 s, no request.
+    assert_eq!(h.client.refresh(core::time::Duration::from_secs(60)), 0);
+    // 1,000 worker requests over 10 simulated minutes, each calling refresh(60 s): at most
+    // one conditional request per namespace per minute.
+    let before = h.config_requests().len();
+    for _ in 0..1_000 {
+        h.client.refresh(core::time::Duration::from_secs(60));
+        h.run_for(600);
+    }
+    let made = h.config_requests().len() - before;
+    assert!(
+        (18..=22).contains(&made),
+        "{made} requests for 2 namespaces over 10 minutes"
+    );
+    // A publish is seen at the next refresh after max age.
+    h.sim.publish(h.now, "application", &[("k", "v2")]);
+    h.run_for(60_000);
+    h.client.refresh(core::time::Duration::from_secs(60));
+    h.run_for(100);
+    assert_eq!(h.value("application", "k").as_deref(), Some("v2"));
+    assert_eq!(h.changes().len(), 1);
+}
+
+#[test]
+fn edge_mode_failures_stop_after_one_pass() {
+    let mut sim = Sim::new("app", 2);
+    sim.publish(0, "application", &[("k", "v")]);
+    sim.instances[0].mode = Mode::Status(500);
+    sim.instances[1].mode = Mode::Down;
+    let cfg = Harness::config_direct(&sim).background(false).build();
+    let mut h = Harness::new(cfg, sim);
+    h.run_for(600_000);
+    assert_eq!(h.config_requests().len(), 2, "one pass over the instances");
+    assert!(h.events.iter().any(|(_, e)| *e == Event::Ready));
+    assert!(!h.client.is_refreshing());
+}
