@@ -1,0 +1,6 @@
+//! The runner's parts: the subject process, the servers, and the scenario player.
+
+pub mod play;
+pub mod subject;
+pub mod util;
+pub mod world;
