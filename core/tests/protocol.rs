@@ -1352,3 +1352,73 @@ fn edge_mode_failures_stop_after_one_pass() {
     assert!(h.events.iter().any(|(_, e)| *e == Event::Ready));
     assert!(!h.client.is_refreshing());
 }
+
+// ---------------------------------------------------------------- golden transcript
+
+/// The exact outputs of a scripted lifecycle (discovery, load, long poll, publish,
+/// failover, close), compared with `tests/golden/lifecycle.txt`. A behaviour change shows
+/// up as a diff of that file; `APOLLOCONF_BLESS=1` rewrites it after review.
+#[test]
+fn golden_transcript_of_a_lifecycle() {
+    let mut sim = Sim::new("SampleApp", 2);
+    sim.publish(
+        0,
+        "application",
+        &[("timeout", "100"), ("db.url", "mysql://a")],
+    );
+    sim.publish(0, "datasource.yaml", &[("content", "pool:\n  size: 4\n")]);
+    sim.hold_ms = 30_000;
+    let cfg = Harness::config_meta(&sim)
+        .namespaces(["application", "datasource.yaml"])
+        .ip("10.0.0.5")
+        .secret("s3cr3t")
+        .seed(7)
+        .build();
+    let mut h = Harness::new(cfg, sim);
+    h.sim.secret = Some("s3cr3t".into());
+    h.run_for(5_000);
+    h.sim.publish(
+        h.now,
+        "application",
+        &[("timeout", "200"), ("db.url", "mysql://a")],
+    );
+    h.run_for(2_000);
+    h.sim.instances[0].mode = Mode::Down;
+    h.sim.publish(
+        h.now,
+        "datasource.yaml",
+        &[("content", "pool:\n  size: 8\n")],
+    );
+    h.run_for(40_000);
+    h.client.close();
+    h.run_for(1_000);
+    let mut out = String::new();
+    for (t, r) in &h.log {
+        let signed = r.headers.iter().any(|(k, _)| k == "Authorization");
+        out.push_str(&format!(
+            "{t:>6} REQ   {:?} {}{}\n",
+            r.id,
+            r.url,
+            if signed { " [signed]" } else { "" }
+        ));
+    }
+    for (t, e) in &h.events {
+        let line = match e {
+            Event::PersistCache(w) => {
+                format!("PersistCache {} ({} bytes)", w.file_name, w.contents.len())
+            }
+            other => format!("{other:?}"),
+        };
+        out.push_str(&format!("{t:>6} EVENT {line}\n"));
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/lifecycle.txt");
+    if std::env::var_os("APOLLOCONF_BLESS").is_some() {
+        std::fs::write(&path, &out).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == out,
+        "transcript differs from {}:\n{out}",
+        path.display()
+    );
+}

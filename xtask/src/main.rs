@@ -33,26 +33,60 @@ fn main() -> ExitCode {
 fn test(rest: &[String]) -> ExitCode {
     let quick = rest.iter().any(|a| a == "--quick");
     let mut r = Runner::new();
-    r.step("cargo fmt --check", || cargo(&["fmt", "--all", "--", "--check"]));
+    r.step("cargo fmt --check", || {
+        cargo(&["fmt", "--all", "--", "--check"])
+    });
     r.step("cargo clippy (all targets, -D warnings)", || {
-        cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
     });
     r.step("cargo test (workspace)", || cargo(&["test", "--workspace"]));
-    r.step("cargo test apolloconf-core without default features", || {
-        cargo(&["test", "-p", "apolloconf-core", "--no-default-features"])
-    });
+    r.step(
+        "cargo test apolloconf-core without default features",
+        || cargo(&["test", "-p", "apolloconf-core", "--no-default-features"]),
+    );
     r.step("rustdoc without warnings", || {
-        cmd("cargo", &["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-Dwarnings").ok()
+        cmd("cargo", &["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-Dwarnings")
+            .ok()
     });
-    r.step(&format!("no_std build of apolloconf-core ({NO_STD_TARGET})"), || {
-        cmd("rustup", &["target", "add", NO_STD_TARGET]).ok()
-            && cargo(&["build", "-p", "apolloconf-core", "--no-default-features", "--target", NO_STD_TARGET])
-    });
+    r.step(
+        &format!("no_std build of apolloconf-core ({NO_STD_TARGET})"),
+        || {
+            cmd("rustup", &["target", "add", NO_STD_TARGET]).ok()
+                && cargo(&[
+                    "build",
+                    "-p",
+                    "apolloconf-core",
+                    "--no-default-features",
+                    "--target",
+                    NO_STD_TARGET,
+                ])
+        },
+    );
     if !quick {
         r.step("core fault simulation (seeds, release build)", || {
-            cmd("cargo", &["test", "--release", "-p", "apolloconf-core", "--test", "faults", "--", "--nocapture"])
-                .env("APOLLOCONF_SEEDS", "1000")
-                .ok()
+            cmd(
+                "cargo",
+                &[
+                    "test",
+                    "--release",
+                    "-p",
+                    "apolloconf-core",
+                    "--test",
+                    "faults",
+                    "--",
+                    "--nocapture",
+                ],
+            )
+            .env("APOLLOCONF_SEEDS", "1000")
+            .ok()
         });
         wasm::steps(&mut r);
     }
@@ -62,9 +96,21 @@ fn test(rest: &[String]) -> ExitCode {
 fn bench() -> ExitCode {
     let mut r = Runner::new();
     r.step("core fault simulation throughput", || {
-        cmd("cargo", &["test", "--release", "-p", "apolloconf-core", "--test", "faults", "--", "--nocapture"])
-            .env("APOLLOCONF_SEEDS", "2000")
-            .ok()
+        cmd(
+            "cargo",
+            &[
+                "test",
+                "--release",
+                "-p",
+                "apolloconf-core",
+                "--test",
+                "faults",
+                "--",
+                "--nocapture",
+            ],
+        )
+        .env("APOLLOCONF_SEEDS", "2000")
+        .ok()
     });
     wasm::bench(&mut r);
     r.finish()

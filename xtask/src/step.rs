@@ -12,7 +12,11 @@ pub struct Runner {
 
 impl Runner {
     pub fn new() -> Runner {
-        Runner { passed: 0, failed: Vec::new(), started: Instant::now() }
+        Runner {
+            passed: 0,
+            failed: Vec::new(),
+            started: Instant::now(),
+        }
     }
 
     /// Run one step; `f` returns whether it passed.
@@ -38,7 +42,11 @@ impl Runner {
             println!("failed: {f}");
         }
         println!("{} passed, {} failed", self.passed, self.failed.len());
-        if self.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        if self.failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -79,15 +87,25 @@ impl Cmd {
     /// Run it and capture stdout (None when it failed).
     pub fn output(mut self) -> Option<String> {
         let out = self.0.output().ok()?;
-        if out.status.success() { String::from_utf8(out.stdout).ok() } else { None }
+        if out.status.success() {
+            String::from_utf8(out.stdout).ok()
+        } else {
+            None
+        }
     }
 }
 
 pub fn cargo(args: &[&str]) -> bool {
-    cmd(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()), args).ok()
+    cmd(
+        &std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+        args,
+    )
+    .ok()
 }
 
 /// The workspace root (the parent of this crate's directory).
 pub fn project_root() -> Option<std::path::PathBuf> {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(std::path::Path::to_path_buf)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
 }

@@ -458,8 +458,10 @@ impl Harness {
             .wall_clock(1_700_000_000_000)
     }
 
-    fn drain(&mut self) {
-        loop {
+    /// Drain the client's outputs until it goes idle (`Output::Timeout`). Fails the test
+    /// when it never does: more than 10,000 outputs in one drain is a livelock.
+    pub fn drive_bounded(&mut self) {
+        for _ in 0..10_000 {
             match self.client.poll_output() {
                 Output::Request(r) => self.dispatch(r),
                 Output::Event(e) => {
@@ -469,12 +471,20 @@ impl Harness {
                     self.events.push((self.now, e));
                 }
                 Output::Timeout(t) => {
+                    if let Some(d) = t {
+                        assert!(
+                            d.as_millis() >= self.now,
+                            "deadline in the past: {d:?} at {} ms",
+                            self.now
+                        );
+                    }
                     self.deadline = t.map(Instant::as_millis);
                     return;
                 }
                 _ => panic!("unknown output"),
             }
         }
+        panic!("livelock: the client never went idle at {} ms", self.now);
     }
 
     fn dispatch(&mut self, r: HttpRequest) {
@@ -666,7 +676,7 @@ impl Harness {
         let mut same_instant: u64 = 0;
         let mut last = self.now;
         loop {
-            self.drain();
+            self.drive_bounded();
             self.wake();
             let mut next = self.deadline.unwrap_or(u64::MAX);
             for d in &self.due {
@@ -680,7 +690,7 @@ impl Harness {
                 let _ = self
                     .client
                     .handle_input(Input::Timeout(Instant::from_millis(self.now)));
-                self.drain();
+                self.drive_bounded();
                 return;
             }
             self.now = next.max(self.now);
