@@ -95,7 +95,7 @@ fn test(rest: &[String]) -> ExitCode {
 
 fn bench() -> ExitCode {
     let mut r = Runner::new();
-    r.step("core fault simulation throughput", || {
+    r.step("core fault simulation throughput (2,000 seeds)", || {
         cmd(
             "cargo",
             &[
@@ -112,6 +112,29 @@ fn bench() -> ExitCode {
         .env("APOLLOCONF_SEEDS", "2000")
         .ok()
     });
+    r.step("test server: 10,000 held long polls, one publish", || {
+        cargo(&[
+            "run",
+            "--release",
+            "-p",
+            "apolloconf-testserver",
+            "--example",
+            "scale",
+        ])
+    });
+    r.step(
+        "native client: publish-to-listener latency and start-up times",
+        || {
+            cargo(&[
+                "run",
+                "--release",
+                "-p",
+                "apolloconf",
+                "--example",
+                "measure",
+            ])
+        },
+    );
     wasm::bench(&mut r);
     r.finish()
 }
