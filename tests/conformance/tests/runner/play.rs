@@ -329,8 +329,12 @@ impl Run {
             .to_string();
         let key = opt_str(step, "key").unwrap_or("latency").to_string();
         let on = step.get("on").and_then(Value::as_u64).unwrap_or(0) as usize;
+        let gap = Duration::from_millis(step.get("gapMs").and_then(Value::as_u64).unwrap_or(0));
         let mut got = Vec::new();
         for i in 0..samples {
+            if i > 0 {
+                std::thread::sleep(gap);
+            }
             // Publish only while a long poll is parked, as in production.
             let admin = self.servers.admin(on)?.clone();
             let deadline = Instant::now() + Duration::from_secs(10);

@@ -378,13 +378,17 @@ fn key_id(step: &Value) -> Result<u64, String> {
     }
 }
 
+/// The items of a publish: `configurations` (in order), then `generated`
+/// (`{"count": N, "prefix": "k", "valueSize": S}`: keys `k0..`, values of S characters).
 fn items(step: &Value) -> Result<Vec<(String, String)>, String> {
-    let map = step
-        .get("configurations")
-        .and_then(Value::as_object)
-        .ok_or("needs \"configurations\" (an object) or \"content\"")?;
-    Ok(map
-        .iter()
+    let map = step.get("configurations").and_then(Value::as_object);
+    let generated = step.get("generated");
+    if map.is_none() && generated.is_none() {
+        return Err("needs \"configurations\" (an object), \"generated\" or \"content\"".into());
+    }
+    let mut out: Vec<(String, String)> = map
+        .into_iter()
+        .flatten()
         .map(|(k, v)| {
             let v = match v {
                 Value::String(s) => s.clone(),
@@ -392,7 +396,20 @@ fn items(step: &Value) -> Result<Vec<(String, String)>, String> {
             };
             (k.clone(), v)
         })
-        .collect())
+        .collect();
+    if let Some(g) = generated {
+        let count = g.get("count").and_then(Value::as_u64).unwrap_or(0);
+        let prefix = g.get("prefix").and_then(Value::as_str).unwrap_or("k");
+        let size = g.get("valueSize").and_then(Value::as_u64).unwrap_or(8) as usize;
+        for i in 0..count {
+            let mut v = format!("{i}-");
+            while v.len() < size {
+                v.push('x');
+            }
+            out.push((format!("{prefix}{i}"), v));
+        }
+    }
+    Ok(out)
 }
 
 fn switches(v: &Value, mut s: Switches) -> Result<Switches, String> {
