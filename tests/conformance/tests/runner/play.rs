@@ -102,7 +102,8 @@ pub fn play(scenario: &Value, cmd: &SubjectCmd) -> Outcome {
                 .as_ref()
                 .map(Subject::diagnostics)
                 .unwrap_or_default();
-            return Err(format!("steps[{i}] {}: {e}\n{diag}", compact(step)));
+            let log = run.request_tail(12);
+            return Err(format!("steps[{i}] {}: {e}\n{diag}{log}", compact(step)));
         }
     }
     if let Some(s) = run.subject.as_mut() {
@@ -146,6 +147,34 @@ impl Run {
             .and_then(ok_reply)
     }
 
+    /// The last `n` requests each live instance received (for failure reports).
+    fn request_tail(&self, n: usize) -> String {
+        let mut out = String::new();
+        for i in 0..self.servers.insts.len() {
+            let Ok(a) = self.servers.admin(i) else {
+                continue;
+            };
+            let log = a.requests();
+            out.push_str(&format!(
+                "requests on instance {i} (last {n} of {}):\n",
+                log.len()
+            ));
+            for r in log.iter().skip(log.len().saturating_sub(n)) {
+                let mut p = r.path.clone();
+                if p.len() > 200 {
+                    let mut end = 200;
+                    while !p.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    p.truncate(end);
+                    p.push('…');
+                }
+                out.push_str(&format!("  {} {}\n", r.time_ms % 100_000, p));
+            }
+        }
+        out
+    }
+
     fn step(&mut self, raw: &Value) -> Result<(), String> {
         let op = field_str(raw, "op")?.to_string();
         if op == "expect" {
@@ -168,8 +197,18 @@ impl Run {
             "start" => self.start(&step),
             "watch" => {
                 let ns = field_str(&step, "namespace")?.to_string();
-                self.call(json!({"cmd": "watch", "namespace": ns}))
-                    .map(drop)
+                let cmd = json!({"cmd": "watch", "namespace": ns});
+                match opt_str(&step, "expectError") {
+                    None => self.call(cmd).map(drop),
+                    Some(code) => {
+                        let r = self.subject()?.call(cmd, Duration::from_millis(REPLY_MS))?;
+                        if r.pointer("/error/code").and_then(Value::as_str) == Some(code) {
+                            Ok(())
+                        } else {
+                            Err(format!("watch should fail with {code}, got {r}"))
+                        }
+                    }
+                }
             }
             "close" => self.close(&step),
             "wait_ms" => {
