@@ -121,6 +121,21 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let listed = std::fs::read_to_string(&readme).unwrap_or_default();
+    let unlisted: Vec<&str> = all
+        .iter()
+        .map(|s| s.name.as_str())
+        .filter(|n| !listed.contains(&format!("`{n}`")))
+        .collect();
+    if !unlisted.is_empty() {
+        eprintln!(
+            "{} does not list these scenarios: {}",
+            readme.display(),
+            unlisted.join(" ")
+        );
+        std::process::exit(2);
+    }
     let filter = std::env::var("APOLLOCONF_SCENARIO").unwrap_or_default();
     let chosen: Vec<Scenario> = all
         .into_iter()
