@@ -683,6 +683,26 @@ impl Run {
             .join(app)
             .join("config-cache")
             .join(format!("{app}+{cluster}+{ns}.properties"));
+        if let Some(want) = m.get("files").and_then(Value::as_array) {
+            let dir = self.cache_dir.join(app).join("config-cache");
+            let mut got: Vec<String> = std::fs::read_dir(&dir)
+                .map(|rd| {
+                    rd.filter_map(Result::ok)
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            got.sort();
+            let mut want: Vec<String> = want
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+            want.sort();
+            if got != want {
+                return Err(Mismatch(format!("{} holds {got:?}, want {want:?}", dir.display())));
+            }
+        }
         let exists = path.exists();
         if let Some(want) = m.get("exists").and_then(Value::as_bool) {
             if want != exists {
