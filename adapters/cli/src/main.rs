@@ -373,19 +373,23 @@ fn export(c: &Common, output: Option<&Path>) -> Result<(), Fail> {
 fn interrupt_flag() -> Result<Arc<AtomicBool>, Fail> {
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
-    ctrlc::set_handler(move || f.store(true, Ordering::SeqCst))
-        .map_err(|e| Fail::usage(format!("cannot install the Ctrl-C handler: {e}")))?;
+    ctrlc::set_handler(move || {
+        log::debug!("interrupted");
+        f.store(true, Ordering::SeqCst);
+    })
+    .map_err(|e| Fail::usage(format!("cannot install the Ctrl-C handler: {e}")))?;
     Ok(flag)
 }
 
 fn serve(dir: &Path, port: u16, host: std::net::IpAddr) -> Result<(), Fail> {
+    // First, so that an early Ctrl-C is not lost.
+    let stop = interrupt_flag()?;
     if !dir.is_dir() {
         return Err(Fail::usage(format!(
             "{} is not a directory; pass --dir with {{appId}}/{{cluster}}/{{namespace}}.properties files (see examples/config)",
             dir.display()
         )));
     }
-    let stop = interrupt_flag()?;
     let server = TestServer::builder()
         .host(host)
         .port(port)
@@ -428,6 +432,8 @@ fn sample_dir() -> Option<PathBuf> {
 }
 
 fn watch(c: &Common) -> Result<(), Fail> {
+    // First, so that an early Ctrl-C is not lost.
+    let stop = interrupt_flag()?;
     // The embedded default: nothing configured anywhere → serve the sample in-process.
     let probe = builder(c).app_id(c.app_id.clone().unwrap_or_else(|| SAMPLE_APP.to_string()));
     let configured = probe
@@ -464,7 +470,6 @@ fn watch(c: &Common) -> Result<(), Fail> {
         }
         embedded = Some(server);
     }
-    let stop = interrupt_flag()?;
     let (tx, rx) = std::sync::mpsc::channel();
     let client = build(b.namespaces(list).event_sink(tx))?;
     let mut view = output::Watch::new(c.format, Out::stdout());
@@ -478,9 +483,13 @@ fn watch(c: &Common) -> Result<(), Fail> {
         }
     }
     view.finish();
+    let t0 = std::time::Instant::now();
     client.close();
+    log::debug!("client closed in {:?}", t0.elapsed());
     if let Some(s) = embedded {
+        let t0 = std::time::Instant::now();
         s.shutdown();
+        log::debug!("embedded server stopped in {:?}", t0.elapsed());
     }
     let _ = std::io::stderr().flush();
     Ok(())
