@@ -241,6 +241,26 @@ fn snapshot(c: &Client) -> Value {
     json!({"namespaces": all})
 }
 
+/// Threads of this process besides the main one (Linux only).
+fn other_threads() -> Option<usize> {
+    let n = std::fs::read_dir("/proc/self/task").ok()?.count();
+    Some(n.saturating_sub(1))
+}
+
+/// Names of this process's threads besides the main one (Linux only).
+fn thread_names() -> Vec<String> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc/self/task")
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy() != me)
+                .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+                .map(|s| s.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn closed() -> Value {
     json!({"code": "CLOSED", "message": "no client: send start first"})
 }
@@ -292,7 +312,15 @@ fn run(cmd: &Value, client: &mut Option<Client>, out: &Out) -> Result<Value, Val
             if let Some(c) = client.take() {
                 c.close();
             }
-            Ok(json!({}))
+            // Threads other than this one (and the stdout forwarder, which ends with the
+            // client's last event) still alive shortly after close returned.
+            let deadline = Instant::now() + Duration::from_millis(500);
+            let mut n = other_threads();
+            while n.is_some_and(|n| n > 0) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+                n = other_threads();
+            }
+            Ok(json!({ "threads": n, "threadNames": thread_names() }))
         }
         other => Err(json!({"code": "CONFIG", "message": format!("unknown command {other:?}")})),
     }

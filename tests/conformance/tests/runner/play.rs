@@ -308,7 +308,17 @@ impl Run {
             .get("exitWithinMs")
             .and_then(Value::as_u64)
             .unwrap_or(2000);
-        self.call(json!({"cmd": "close"}))?;
+        let reply = self.call(json!({"cmd": "close"}))?;
+        if let Some(n) = reply.get("threads").and_then(Value::as_u64) {
+            if let Some(max) = step.get("maxThreads").and_then(Value::as_u64) {
+                if n > max {
+                    return Err(format!(
+                        "{n} threads of the subject were still running 500 ms after close returned (at most {max} expected): {}",
+                        reply.get("threadNames").cloned().unwrap_or_default()
+                    ));
+                }
+            }
+        }
         let t0 = Instant::now();
         let s = self.subject()?;
         if !s.wait_exit(Duration::from_millis(within)) {
@@ -700,7 +710,10 @@ impl Run {
                 .collect();
             want.sort();
             if got != want {
-                return Err(Mismatch(format!("{} holds {got:?}, want {want:?}", dir.display())));
+                return Err(Mismatch(format!(
+                    "{} holds {got:?}, want {want:?}",
+                    dir.display()
+                )));
             }
         }
         let exists = path.exists();
