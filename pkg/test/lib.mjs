@@ -3,7 +3,7 @@
 // code under test runs in each runtime).
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, copyFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, copyFileSync, readFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -13,7 +13,19 @@ export const here = dirname(fileURLToPath(import.meta.url));
 export const pkgDir = join(here, '..');
 export const root = join(pkgDir, '..');
 export const toolDir = join(pkgDir, 'test-env');
-export const toolBin = (name) => join(toolDir, 'node_modules', '.bin', name);
+const NATIVE = {
+  // The .bin shims of these two are Node scripts that spawn the real binary: killing a shim
+  // would leave the binary running, so use the binary itself when it is there.
+  workerd: ['@cloudflare', `workerd-${process.platform === 'darwin' ? 'darwin' : 'linux'}-${process.arch === 'arm64' ? 'arm64' : '64'}`, 'bin', 'workerd'],
+  deno: ['@deno', `${process.platform}-${process.arch === 'arm64' ? 'arm64' : 'x64'}${process.platform === 'linux' ? '-glibc' : ''}`, 'deno'],
+};
+export const toolBin = (name) => {
+  if (NATIVE[name]) {
+    const p = join(toolDir, 'node_modules', ...NATIVE[name]);
+    if (existsSync(p)) return p;
+  }
+  return join(toolDir, 'node_modules', '.bin', name);
+};
 
 /** Starts `apolloconf-testserver` and resolves to { url, stop } once it listens. */
 export function startServer(bin, args = []) {
@@ -52,7 +64,7 @@ export function freePort() {
 export function project(tarball, name) {
   const dir = mkdtempSync(join(tmpdir(), `apolloconf-${name}-`));
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `apolloconf-${name}-test`, private: true, type: 'module' }, null, 2));
-  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', '--offline', tarball], { cwd: dir, stdio: 'inherit' });
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', '--offline', tarball], { cwd: dir, stdio: ['ignore', 2, 2] }); // stdout stays clean for subject.mjs
   copyFileSync(join(here, 'scenario.mjs'), join(dir, 'scenario.mjs'));
   return dir;
 }

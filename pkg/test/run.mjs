@@ -5,10 +5,12 @@
 // Each runtime test installs the tarball into a fresh temp project, starts the test
 // server, runs scenario.mjs inside the runtime (create, read, change after a publish,
 // close, cache round trip) and checks that the runtime's process exits by itself after
-// close() (Node, Deno). Exit status 0 on success.
+// close() (Node, Deno). Then it drives the runtime through subject.mjs, the adapter a
+// conformance runner uses. Exit status 0 on success.
 
 import { writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { subjectSmoke } from './subject-smoke.mjs';
 import { project, startServer, runLimited, resultOf, entryFor, freePort, toolBin, here } from './lib.mjs';
 
 const args = process.argv.slice(2);
@@ -191,7 +193,7 @@ const mainWorker :Workerd.Worker = (
     console.log(`workerd: ${body.r.checks} checks passed; ${body.cacheEntries} entries in the user store`);
     return body.cacheEntries >= 2;
   } finally {
-    child.kill();
+    child.kill('SIGKILL'); // workerd drains open connections on SIGTERM
   }
 }
 
@@ -227,6 +229,8 @@ if (runtime === 'types') {
     else if (runtime === 'browser') ok = await testBrowser(server, serverBin);
     else if (runtime === 'workerd') ok = await testWorkerd(server);
     else console.error(`unknown runtime ${runtime}`);
+    // The same runtime as a conformance subject (subject.mjs, driven by JSON lines).
+    if (ok) ok = await subjectSmoke(runtime, tarball, server.url);
   } catch (e) {
     console.error(`${runtime}: FAILED ${e?.stack ?? e}`);
   } finally {
