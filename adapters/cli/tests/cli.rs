@@ -447,3 +447,50 @@ fn embedded_default_serves_examples_config() {
     );
     interrupt(&mut child);
 }
+
+#[test]
+fn watch_table_view_for_people() {
+    let s = server();
+    let mut child = cmd()
+        .args([
+            "--config-service",
+            &s.url(),
+            "--app-id",
+            APP,
+            "--no-cache",
+            "watch",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = lines(&mut child);
+    let mut seen = Vec::new();
+    let mut next = |pred: &dyn Fn(&str) -> bool| -> String {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            let Ok(l) = rx.recv_timeout(WAIT) else { break };
+            seen.push(l.clone());
+            if pred(&l) {
+                return l;
+            }
+        }
+        panic!("not seen; got {seen:?}");
+    };
+    next(&|l| l.starts_with("app SampleApp") && l.contains(&s.url()));
+    next(&|l| l.starts_with("── application (server, release "));
+    next(&|l| l.trim_start().starts_with("timeout") && l.trim_end().ends_with("100"));
+    let status = next(&|l| l.starts_with("● "));
+    assert!(status.contains("connected"), "{status}");
+    assert!(wait_until(|| s.admin().held_polls() >= 1));
+    s.admin()
+        .publish(APP, "default", "application", [("timeout", "200")])
+        .unwrap();
+    let change = next(&|l| l.contains("timeout: 100 → 200"));
+    assert!(
+        change.contains("application") && change.contains("modified"),
+        "{change}"
+    );
+    next(&|l| l.contains("db.url: jdbc:x → ∅"));
+    interrupt(&mut child);
+}

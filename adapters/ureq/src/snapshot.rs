@@ -89,11 +89,18 @@ impl Namespace {
     pub fn last_update(&self) -> Option<SystemTime> {
         self.last_update
     }
-    /// Deserialize the properties view into `T`; see [`crate::bind`] for the rules.
+    /// Deserialize the namespace into `T`: the properties view (see [`crate::bind`] for the
+    /// rules; YAML namespaces through their flattened keys), or for a `.json` namespace its
+    /// content parsed as JSON.
     ///
     /// # Errors
-    /// A [`BindError`] naming the key that did not fit.
+    /// A [`BindError`] naming the key that did not fit (or the JSON error).
     pub fn bind<T: DeserializeOwned>(&self) -> Result<T, BindError> {
+        if self.format == Format::Json {
+            let text = self.content().unwrap_or("null");
+            return serde_json::from_str(text)
+                .map_err(|e| BindError::new(format!("{}: {e}", self.name)));
+        }
         bind::from_properties(
             self.properties
                 .iter()

@@ -692,3 +692,33 @@ fn the_client_is_send_and_sync() {
     check::<Client>();
     check::<apolloconf::Snapshot>();
 }
+
+#[test]
+fn json_namespaces_bind_through_serde_json() {
+    let s = server();
+    s.admin()
+        .publish_content(
+            APP,
+            "default",
+            "limits.json",
+            r#"{"max": 5, "names": ["a", "b"]}"#,
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = builder(&s.url(), dir.path())
+        .namespaces(["application", "limits.json"])
+        .build()
+        .unwrap();
+    #[derive(Deserialize)]
+    struct Limits {
+        max: u32,
+        names: Vec<String>,
+    }
+    let l: Limits = c.bind("limits.json").unwrap();
+    assert_eq!((l.max, l.names.len()), (5, 2));
+    assert_eq!(
+        c.content("limits.json").as_deref(),
+        Some(r#"{"max": 5, "names": ["a", "b"]}"#)
+    );
+    assert!(c.bind::<Limits>("application").is_err());
+}
