@@ -486,11 +486,13 @@ fn watch_table_view_for_people() {
     s.admin()
         .publish(APP, "default", "application", [("timeout", "200")])
         .unwrap();
+    // Changes come sorted by key.
+    let deleted = next(&|l| l.contains("db.url: jdbc:x → ∅"));
+    assert!(deleted.contains("deleted"), "{deleted}");
     let change = next(&|l| l.contains("timeout: 100 → 200"));
     assert!(
         change.contains("application") && change.contains("modified"),
         "{change}"
     );
-    next(&|l| l.contains("db.url: jdbc:x → ∅"));
     interrupt(&mut child);
 }
