@@ -62,6 +62,29 @@ fn load(root: &Path) -> Result<Vec<Scenario>, String> {
                 f.display()
             ));
         }
+        let allowed = [
+            "name",
+            "description",
+            "server",
+            "client",
+            "steps",
+            "skip",
+            "known_failure",
+        ];
+        if let Some(k) = json
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !allowed.contains(&k.as_str())))
+        {
+            return Err(format!("{}: unknown field {k:?}", f.display()));
+        }
+        let server_fields = ["instances", "holdMs", "switches", "persist", "setup"];
+        if let Some(k) = json
+            .get("server")
+            .and_then(Value::as_object)
+            .and_then(|o| o.keys().find(|k| !server_fields.contains(&k.as_str())))
+        {
+            return Err(format!("{}: unknown field server.{k}", f.display()));
+        }
         if json.get("description").and_then(Value::as_str).is_none() {
             return Err(format!("{}: no \"description\"", f.display()));
         }

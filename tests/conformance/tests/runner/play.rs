@@ -177,6 +177,7 @@ impl Run {
 
     fn step(&mut self, raw: &Value) -> Result<(), String> {
         let op = field_str(raw, "op")?.to_string();
+        check_fields(&op, raw)?;
         if op == "expect" {
             // Expectations are expanded on every poll: `as` names may appear later.
             return self.expect(raw);
@@ -944,4 +945,49 @@ fn request_matches(r: &RecordedRequest, m: &Value) -> bool {
         }
     }
     true
+}
+
+/// Rejects fields a step does not know, so that a typo cannot silently weaken a scenario.
+fn check_fields(op: &str, step: &Value) -> Result<(), String> {
+    const SCOPE: &[&str] = &["app", "cluster", "namespace", "on"];
+    let own: &[&str] = match op {
+        "expect" => return Ok(()), // checked in `check`
+        "create_app" => &["app"],
+        "create_namespace" => &["app", "name", "format", "public", "as"],
+        "publish" => &["configurations", "generated", "content", "as"],
+        "publish_burst" => &["count", "key", "configurations", "as"],
+        "rollback" | "gray_branch" | "gray_merge" | "gray_delete" => &["as"],
+        "gray_publish" => &["configurations", "generated", "as"],
+        "gray_rules" => &["rules", "as"],
+        "gray_active" => &["active", "as"],
+        "access_key_add" => &["secret", "mode", "enabled", "as"],
+        "access_key_enable" => &["key", "enabled"],
+        "access_key_remove" => &["key"],
+        "switches" => &["incrementalSync", "releaseCache", "accessKeyToleranceMs"],
+        "fault" => &["endpoint", "action", "times"],
+        "hold" | "lag" => &["ms"],
+        "services" => &["config"],
+        "restart" => &["downMs"],
+        "revive" => &["fromData"],
+        "clear_faults" | "pause" | "resume" | "kill" | "clear_requests" => &[],
+        "start" => &["options", "expectError", "maxMs", "minMs", "report"],
+        "watch" => &["expectError"],
+        "close" => &["exitWithinMs", "maxThreads", "report"],
+        "write_cache" => &["text"],
+        "wait_ms" => &["ms"],
+        "mark" => &["name"],
+        "clear_events" => &[],
+        "expect_quiet" => &["ms"],
+        "latency" => &["samples", "key", "toleranceMs", "gapMs"],
+        other => return Err(format!("unknown step op {other:?}")),
+    };
+    if let Some(o) = step.as_object() {
+        if let Some(k) = o
+            .keys()
+            .find(|k| *k != "op" && !own.contains(&k.as_str()) && !SCOPE.contains(&k.as_str()))
+        {
+            return Err(format!("step {op:?} has no field {k:?}"));
+        }
+    }
+    Ok(())
 }
