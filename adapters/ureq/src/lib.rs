@@ -44,7 +44,11 @@
 //! | cache root | [`cache_dir`](ClientBuilder::cache_dir) | `APOLLO_CACHE_DIR` | `apollo.cache-dir` (default `/opt/data`) |
 //!
 //! A config service found anywhere beats a meta server found in a later source, as in the
-//! Java client; an explicit builder value beats both.
+//! Java client; an explicit builder value beats both. The deprecated spellings the Java
+//! client still reads (`APOLLO_CONFIGSERVICE` / `apollo.configService`,
+//! `APOLLO_ACCESSKEY_SECRET` / `apollo.accesskey.secret`, `APOLLO_CACHEDIR` /
+//! `apollo.cacheDir`) are consulted after the current ones. Tests inject the environment
+//! with [`ClientBuilder::environment`] and [`Env::from_map`].
 //!
 //! # Cache
 //!
@@ -107,7 +111,8 @@ pub enum Error {
         /// The `server.properties` file that was consulted.
         server_properties: PathBuf,
     },
-    /// No meta server and no config service anywhere.
+    /// No meta server and no config service anywhere. (Unlike the Java client there is no
+    /// silent fallback to `http://apollo.meta`.)
     #[error(
         "no meta server or config service: set ClientBuilder::meta_server / config_service, \
          APOLLO_META / APOLLO_CONFIG_SERVICE (or ENV plus {{ENV}}_META), or apollo.meta in {}",

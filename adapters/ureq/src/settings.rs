@@ -245,16 +245,21 @@ pub fn resolve(o: &Overrides, env: &Env) -> Result<Resolved, Error> {
         .or_else(|| idc.clone())
         .unwrap_or_else(|| "default".to_string());
     let label = pick(&o.label, "APOLLO_LABEL", "apollo.label");
+    // Deprecated spellings the Java client still reads come after the current ones.
     let secret = pick(
         &o.secret,
         "APOLLO_ACCESS_KEY_SECRET",
         "apollo.access-key.secret",
-    );
+    )
+    .or_else(|| env.get("APOLLO_ACCESSKEY_SECRET"))
+    .or_else(|| file("apollo.accesskey.secret"));
     let cache_root = o
         .cache_dir
         .clone()
         .or_else(|| env.get("APOLLO_CACHE_DIR").map(PathBuf::from))
         .or_else(|| file("apollo.cache-dir").map(PathBuf::from))
+        .or_else(|| env.get("APOLLO_CACHEDIR").map(PathBuf::from))
+        .or_else(|| file("apollo.cacheDir").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR));
 
     // Explicit values win; between sources, a config service (no discovery) beats a meta
@@ -266,6 +271,8 @@ pub fn resolve(o: &Overrides, env: &Env) -> Result<Resolved, Error> {
     } else if let Some(cs) = env
         .get("APOLLO_CONFIG_SERVICE")
         .or_else(|| file("apollo.config-service"))
+        .or_else(|| env.get("APOLLO_CONFIGSERVICE"))
+        .or_else(|| file("apollo.configService"))
     {
         Some(ServerSource::ConfigService(cs))
     } else if let Some(m) = env.get("APOLLO_META").or_else(|| file("apollo.meta")) {
@@ -350,6 +357,31 @@ mod tests {
         assert_eq!(
             resolve(&o, &env).unwrap().servers,
             Some(ServerSource::Meta("http://explicit".into()))
+        );
+    }
+
+    #[test]
+    fn deprecated_spellings_come_last() {
+        let env = Env::from_map([
+            ("APP_ID", "A"),
+            ("APOLLO_CONFIGSERVICE", "http://old"),
+            ("APOLLO_ACCESSKEY_SECRET", "s"),
+        ]);
+        let r = resolve(&none_file(), &env).unwrap();
+        assert_eq!(
+            r.servers,
+            Some(ServerSource::ConfigService("http://old".into()))
+        );
+        assert_eq!(r.secret.as_deref(), Some("s"));
+        let env = Env::from_map([
+            ("APP_ID", "A"),
+            ("APOLLO_CONFIGSERVICE", "http://old"),
+            ("APOLLO_CONFIG_SERVICE", "http://new"),
+        ]);
+        let r = resolve(&none_file(), &env).unwrap();
+        assert_eq!(
+            r.servers,
+            Some(ServerSource::ConfigService("http://new".into()))
         );
     }
 
