@@ -146,7 +146,13 @@ pub(crate) struct Driver {
     pub(crate) dispatch: Sender<Vec<Event>>,
     /// Events produced before the thread started (cache read failures).
     pub(crate) pending: Vec<Event>,
+    /// HTTP worker threads (finished ones are pruned when new ones start).
+    pub(crate) workers: Vec<std::thread::JoinHandle<()>>,
 }
+
+/// How long close waits for workers after interrupting them; only a TCP connect in
+/// progress (bounded by the connect timeout) can take this long.
+const WORKER_JOIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// Read a namespace's cache file and feed it to the core; failures become events.
 pub(crate) fn load_cache(
@@ -254,7 +260,28 @@ impl Driver {
             }
         }
         self.shared.closed.store(true, Ordering::SeqCst);
+        self.stop_workers();
         self.shared.set_ready();
+    }
+
+    /// Interrupt every request in flight (the agent closes its sockets, so blocked reads
+    /// return at once) and join the workers.
+    fn stop_workers(&mut self) {
+        self.agent.clone().shutdown();
+        let deadline = std::time::Instant::now() + WORKER_JOIN_LIMIT;
+        while self.workers.iter().any(|h| !h.is_finished()) && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for h in self.workers.drain(..) {
+            if h.is_finished() {
+                let _ = h.join();
+            } else {
+                log::warn!(
+                    "an HTTP worker is still connecting after close; it ends on its connect timeout"
+                );
+            }
+        }
     }
 
     /// Drain the core's outputs; returns the deadline.
@@ -363,7 +390,8 @@ impl Driver {
         }
     }
 
-    fn spawn(&self, req: HttpRequest) {
+    fn spawn(&mut self, req: HttpRequest) {
+        self.workers.retain(|h| !h.is_finished());
         let tx = self.tx.clone();
         let agent = self.agent.clone();
         let shared = self.shared.clone();
@@ -379,6 +407,7 @@ impl Driver {
                 }
                 shared.in_flight.fetch_sub(1, Ordering::SeqCst);
             });
+        let spawned = spawned.map(|h| self.workers.push(h));
         if let Err(e) = spawned {
             self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
             log::error!("could not start an HTTP worker thread: {e}");

@@ -61,12 +61,16 @@
 //!
 //! # Threads and shutdown
 //!
-//! [`Client::close`] (or dropping the client) stops the driver and the dispatcher and joins
-//! them. HTTP workers are short-lived threads, one per request in flight (the core never has
-//! more than one long poll, one request per namespace and one discovery request in flight):
-//! a blocking ureq call cannot be interrupted, so close does not wait for them; they drop
-//! their answer and end when their request ends (at the latest after the request's own
-//! timeout, which the core sets). They never keep the process alive.
+//! [`Client::close`] (or dropping the client) stops every thread the client started and
+//! joins it: the driver, the listener thread and the HTTP workers. Workers are short-lived
+//! threads, one per request in flight; the core never has more than one long poll, one
+//! request per namespace and one discovery request in flight, so their number is bounded
+//! by the namespaces plus two. Spawning per request (rather than keeping a pool) costs tens
+//! of microseconds against requests that are seconds apart, and lets a 60 s long poll hold
+//! its own thread without starving fetches. Close interrupts requests in flight through
+//! ureq's `Agent::shutdown` (their sockets are closed, so a held long poll returns at
+//! once); only a TCP connect still in progress is not interruptible: close waits for it at
+//! most 2 s, then leaves it to end on its connect timeout (1 s by default).
 
 pub mod bind;
 mod cache;
@@ -368,6 +372,7 @@ impl ClientBuilder {
             clock,
             dispatch: dtx,
             pending,
+            workers: Vec::new(),
         };
         let driver = std::thread::Builder::new()
             .name("apolloconf-driver".into())
@@ -616,9 +621,10 @@ impl Client {
         self.shared.closed.load(Ordering::SeqCst)
     }
 
-    /// Stop: the driver and the listener thread end and are joined (a `Closed` event is the
-    /// last one delivered). HTTP workers still blocked in a request are not waited for;
-    /// they discard their answer. Calling it again does nothing.
+    /// Stop: requests in flight are interrupted, and the driver, the HTTP workers and the
+    /// listener thread end and are joined (a `Closed` event is the last one delivered).
+    /// Calling it again does nothing. Called from inside a listener, it joins everything
+    /// but the listener thread itself, which ends when the listener returns.
     pub fn close(&self) {
         let _ = self.send(Msg::Close);
         let threads = self

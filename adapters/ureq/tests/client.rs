@@ -572,9 +572,9 @@ fn close_joins_promptly_with_a_held_long_poll() {
     assert!(events.try_iter().any(|e| matches!(e, Event::Closed)));
     assert!(c.watch("other").is_err());
     c.close();
-    // The abandoned long-poll worker ends once its connection does.
-    drop(s);
-    assert!(wait_until(WAIT, || c.metrics().requests_in_flight == 0));
+    // The held long poll was interrupted and its worker joined.
+    assert_eq!(c.metrics().requests_in_flight, 0);
+    assert!(wait_until(WAIT, || s.admin().held_polls() == 0));
 }
 
 #[test]
@@ -721,4 +721,21 @@ fn json_namespaces_bind_through_serde_json() {
         Some(r#"{"max": 5, "names": ["a", "b"]}"#)
     );
     assert!(c.bind::<Limits>("application").is_err());
+}
+
+#[test]
+fn close_interrupts_a_hanging_fetch() {
+    let s = server();
+    s.admin()
+        .inject_fault(Fault::new(Endpoint::Configs, FaultAction::Hang));
+    let dir = tempfile::tempdir().unwrap();
+    let c = builder(&s.url(), dir.path())
+        .startup_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    assert!(c.metrics().requests_in_flight >= 1);
+    let t0 = Instant::now();
+    c.close();
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert_eq!(c.metrics().requests_in_flight, 0);
 }
