@@ -101,7 +101,6 @@ fn install() -> bool {
 fn build() -> bool {
     if !cargo(&[
         "build",
-        "--locked",
         "--profile",
         PROFILE,
         "--target",
@@ -184,14 +183,15 @@ pub fn steps(r: &mut Runner) {
     ) {
         return;
     }
+    // --no-deps: the core is linted by the workspace clippy step.
     r.step("wasm: clippy for wasm32 (-D warnings)", || {
         cargo(&[
             "clippy",
-            "--locked",
             "--target",
             WASM_TARGET,
             "-p",
             "apolloconf-wasm",
+            "--no-deps",
             "--",
             "-D",
             "warnings",
@@ -212,7 +212,7 @@ pub fn steps(r: &mut Runner) {
     }
     let Some(tarball) = tarball else { return };
     if !r.step("wasm: build the test server", || {
-        cargo(&["build", "--locked", "-p", "apolloconf-testserver"])
+        cargo(&["build", "-p", "apolloconf-testserver"])
     }) {
         return;
     }
@@ -240,7 +240,7 @@ pub fn bench(r: &mut Runner) {
     }
     let Some(tarball) = tarball else { return };
     if !r.step("wasm: build the test server", || {
-        cargo(&["build", "--locked", "-p", "apolloconf-testserver"])
+        cargo(&["build", "-p", "apolloconf-testserver"])
     }) {
         return;
     }
