@@ -71,22 +71,8 @@ fn test(rest: &[String]) -> ExitCode {
         },
     );
     if !quick {
-        r.step("core fault simulation (seeds, release build)", || {
-            cmd(
-                "cargo",
-                &[
-                    "test",
-                    "--release",
-                    "-p",
-                    "apolloconf-core",
-                    "--test",
-                    "faults",
-                    "--",
-                    "--nocapture",
-                ],
-            )
-            .env("APOLLOCONF_SEEDS", "1000")
-            .ok()
+        r.step("core fault simulation (1,000 seeds, release build)", || {
+            fault_simulation(1_000)
         });
         wasm::steps(&mut r);
     }
@@ -96,21 +82,7 @@ fn test(rest: &[String]) -> ExitCode {
 fn bench() -> ExitCode {
     let mut r = Runner::new();
     r.step("core fault simulation throughput (2,000 seeds)", || {
-        cmd(
-            "cargo",
-            &[
-                "test",
-                "--release",
-                "-p",
-                "apolloconf-core",
-                "--test",
-                "faults",
-                "--",
-                "--nocapture",
-            ],
-        )
-        .env("APOLLOCONF_SEEDS", "2000")
-        .ok()
+        fault_simulation(2_000)
     });
     r.step("test server: 10,000 held long polls, one publish", || {
         cargo(&[
@@ -137,4 +109,23 @@ fn bench() -> ExitCode {
     );
     wasm::bench(&mut r);
     r.finish()
+}
+
+/// The core's seeded fault simulation in a release build, printing its numbers.
+fn fault_simulation(seeds: u32) -> bool {
+    cmd(
+        "cargo",
+        &[
+            "test",
+            "--release",
+            "-p",
+            "apolloconf-core",
+            "--test",
+            "faults",
+            "--",
+            "--nocapture",
+        ],
+    )
+    .env("APOLLOCONF_SEEDS", &seeds.to_string())
+    .ok()
 }
