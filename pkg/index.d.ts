@@ -83,6 +83,12 @@ interface CommonOptions {
   signal?: AbortSignal;
   /** Timing overrides. */
   timing?: TimingOptions;
+  /**
+   * `'background'` (default in Node, Deno and browsers): one long poll plus the periodic
+   * refresh keep the values current. `'edge'` (default in workers): requests are made only
+   * by `create()` and {@link ApolloClient.refresh}; nothing runs between calls.
+   */
+  mode?: 'background' | 'edge';
 }
 
 /** Options of {@link ApolloClient.create}: a meta server (discovery) or config service URLs. */
@@ -203,6 +209,15 @@ export declare class ApolloClient implements Reads {
   off(type: 'change' | 'error', listener: (arg: never) => void): void;
   /** Change events as an async iterator that ends when the client closes. */
   changes(interest?: ChangeInterest): AsyncIterableIterator<ChangeEvent>;
+
+  /**
+   * Checks every namespace that no server confirmed within `maxAgeMs` (default 0: all) with
+   * a conditional request (an unchanged namespace costs a 304); resolves with the number of
+   * requests made once they have finished. Edge mode's way to stay fresh.
+   */
+  refresh(options?: { maxAgeMs?: number }): Promise<number>;
+  /** The update mode. */
+  readonly mode: 'background' | 'edge';
 
   /** Request counters, the services in use and the last error. */
   metrics(): Metrics;

@@ -28,7 +28,7 @@ export class ApolloError extends Error {
 
 const OPTION_NAMES = new Set([
   'appId', 'metaServer', 'configServer', 'cluster', 'dataCenter', 'namespaces', 'label', 'ip',
-  'secret', 'cache', 'startupTimeoutMs', 'signal', 'timing',
+  'secret', 'cache', 'startupTimeoutMs', 'signal', 'timing', 'mode',
 ]);
 const TIMING_NAMES = new Set([
   'refreshIntervalMs', 'connectTimeoutMs', 'readTimeoutMs', 'longPollInitialDelayMs',
@@ -63,7 +63,7 @@ function serverList(o, name) {
 }
 
 /** Checks the options and splits them into the engine's JSON and the JS-side settings. */
-export function checkOptions(options) {
+export function checkOptions(options, defaultMode = 'background') {
   if (options === null || typeof options !== 'object') {
     throw new TypeError('apolloconf: ApolloClient.create() needs an options object');
   }
@@ -102,8 +102,11 @@ export function checkOptions(options) {
       timing[k] = v;
     }
   }
+  const mode = options.mode ?? defaultMode;
+  if (mode !== 'background' && mode !== 'edge') throw bad('mode', 'must be "background" or "edge"');
   const engine = {
     appId,
+    background: mode === 'background',
     metaServer,
     configServer,
     cluster: optString(options, 'cluster'),
@@ -114,7 +117,7 @@ export function checkOptions(options) {
     secret: optString(options, 'secret'),
     timing,
   };
-  return { engine, appId, namespaces, startupTimeoutMs, signal, cache: options.cache };
+  return { engine, appId, namespaces, startupTimeoutMs, signal, mode, cache: options.cache };
 }
 
 // ------------------------------------------------------------------ cache adapters
@@ -307,6 +310,8 @@ export class ApolloClient {
   #ready = null;
   #lastError = null;
   #writes = Promise.resolve();
+  #refreshWaiters = [];
+  #mode = 'background';
 
   /** Use `ApolloClient.create()`. */
   constructor(token) {
@@ -321,13 +326,14 @@ export class ApolloClient {
 
   /** @internal */
   static async _create(runtime, options) {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, runtime.defaultMode);
     const cache = resolveCache(opts.cache, runtime, opts.appId);
     if (opts.signal?.aborted) throw new ApolloError(ErrorCode.CLOSED, 'apolloconf: aborted before start', { cause: opts.signal.reason });
     const wasm = await runtime.load();
     const client = new this(PRIVATE);
     client.#cache = cache;
     client.#names = opts.namespaces;
+    client.#mode = opts.mode;
     let engine;
     try {
       engine = new wasm.WasmClient(JSON.stringify(opts.engine), (json, bytes) => client.#onEvent(json, bytes));
@@ -457,8 +463,12 @@ export class ApolloClient {
       case 'error':
         this.#emitError(errorFrom(ev.error));
         break;
+      case 'refreshed':
+        this.#settleRefreshes();
+        break;
       case 'closed':
         this.#closed = true;
+        this.#settleRefreshes();
         for (const it of this.#iterators) it.end();
         this.#iterators.clear();
         this.#onClosed?.();
@@ -561,6 +571,34 @@ export class ApolloClient {
       },
     };
   }
+
+  #settleRefreshes() {
+    const waiters = this.#refreshWaiters;
+    this.#refreshWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Checks every namespace that no server confirmed within `maxAgeMs` (default 0: all) with a
+   * conditional request (an unchanged namespace costs a 304) and resolves, with the number
+   * of requests made, once they have finished. This is how a client in edge mode stays
+   * fresh: call it at the top of each request. Changes arrive as usual before it resolves;
+   * failures go to `error` listeners and the values held stay.
+   */
+  async refresh(options = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError('apolloconf: refresh() takes { maxAgeMs }');
+    const maxAgeMs = options.maxAgeMs ?? 0;
+    if (typeof maxAgeMs !== 'number' || !(maxAgeMs >= 0)) throw bad('maxAgeMs', 'must be a number of milliseconds >= 0');
+    if (this.#closed || this.#closing) throw new ApolloError(ErrorCode.CLOSED, 'apolloconf: the client is closed');
+    const done = new Promise((resolve) => { this.#refreshWaiters.push(resolve); });
+    const queued = this.#engine.refresh(maxAgeMs);
+    if (!this.#engine.isRefreshing()) this.#settleRefreshes();
+    await done;
+    return queued;
+  }
+
+  /** `"background"` (long poll) or `"edge"` (requests only in `create` and `refresh`). */
+  get mode() { return this.#mode; }
 
   /** Request counters, the services in use and the last error. */
   metrics() {

@@ -13,5 +13,7 @@ export const ApolloClient = bindRuntime({
     return { WasmClient };
   },
   defaultCache: () => null,
+  // Workers keep no I/O alive between requests: no long poll; call refresh() per request.
+  defaultMode: 'edge',
 });
 export { ApolloError, ErrorCode } from './client.js';

@@ -6,6 +6,7 @@
 //   {"id":2,"op":"get","key":"k","namespace":"ns"}  -> {"id":2,"ok":true,"value":"v"|null}   (namespace optional)
 //   {"id":3,"op":"snapshot"}                        -> {"id":3,"ok":true,"namespaces":{ns:{properties,content,releaseKey,source,status}}}
 //   {"id":4,"op":"listen","interest":{"keys":[],"prefixes":[],"namespace":"ns"}} -> {"id":4,"ok":true,"listener":1}
+//   {"id":7,"op":"refresh","maxAgeMs":0}           -> {"id":7,"ok":true,"queued":1}        (edge mode)
 //   {"id":5,"op":"metrics"}                         -> {"id":5,"ok":true,"metrics":{...}}
 //   {"id":6,"op":"close"}                           -> {"id":6,"ok":true}
 // Events, unsolicited:
@@ -44,6 +45,9 @@ export function createAgent({ ApolloClient, emit }) {
       const listener = ++listeners;
       client.on('change', (ev) => send({ event: 'change', listener, ...ev }), interest);
       return { listener };
+    },
+    async refresh({ maxAgeMs }) {
+      return { queued: await client.refresh({ maxAgeMs }) };
     },
     metrics() {
       const m = client.metrics();

@@ -11,6 +11,7 @@
 import { writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { subjectSmoke } from './subject-smoke.mjs';
+import { publish } from './scenario.mjs';
 import { project, startServer, runLimited, resultOf, entryFor, freePort, toolBin, here } from './lib.mjs';
 
 const args = process.argv.slice(2);
@@ -132,9 +133,20 @@ async function testWorkerd(server) {
 // A user-supplied { get, set } store (a stand-in for Workers KV).
 const store = new Map();
 const cache = { get: async (k) => store.get(k), set: async (k, v) => { store.set(k, v); } };
+// Edge mode across requests: one client in module scope, refresh() at the top of each request.
+let edgeClient;
+async function edge(url) {
+  const q = url.searchParams;
+  edgeClient ??= await ApolloClient.create({ appId: q.get('app'), configServer: q.get('server'), cache: false });
+  const checked = await edgeClient.refresh({ maxAgeMs: Number(q.get('maxAge')) });
+  const m = edgeClient.metrics();
+  return Response.json({ value: edgeClient.get('k') ?? null, checked, sent: m.configs.sent, notModified: m.configs.notModified, polls: m.notifications.sent, mode: edgeClient.mode });
+}
 export default {
   async fetch(request) {
-    const server = new URL(request.url).searchParams.get('server');
+    const url = new URL(request.url);
+    if (url.pathname === '/edge') return edge(url);
+    const server = url.searchParams.get('server');
     try {
       const r = await run({ ApolloClient, ApolloError, server, runtime: 'workerd', cache, log: (m) => console.log(m) });
       return Response.json({ ok: true, r, cacheEntries: store.size });
@@ -191,10 +203,36 @@ const mainWorker :Workerd.Worker = (
       return false;
     }
     console.log(`workerd: ${body.r.checks} checks passed; ${body.cacheEntries} entries in the user store`);
-    return body.cacheEntries >= 2;
+    if (body.cacheEntries < 2) return false;
+    return await workerdEdge(port, server);
   } finally {
     child.kill('SIGKILL'); // workerd drains open connections on SIGTERM
   }
+}
+
+// A module-scoped edge-mode client serving many worker requests: I/O happens only inside
+// the request that calls refresh(), and at most one conditional request per maxAge.
+async function workerdEdge(port, server) {
+  const app = `edge-${Date.now().toString(36)}`;
+  await publish(server.url, app, 'application', { k: 'v1' });
+  const call = async (maxAge) => {
+    const res = await fetch(`http://127.0.0.1:${port}/edge?app=${app}&maxAge=${maxAge}&server=${encodeURIComponent(server.url)}`, { signal: AbortSignal.timeout(30_000) });
+    if (!res.ok) throw new Error(`edge request: ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  const first = await call(60_000);
+  const fail = (why, r) => { console.error(`workerd edge: ${why}: ${JSON.stringify(r)}`); return false; };
+  if (first.value !== 'v1' || first.mode !== 'edge' || first.polls !== 0) return fail('first request', first);
+  let last;
+  for (let i = 0; i < 1000; i++) last = await call(60_000);
+  if (last.sent !== first.sent || last.value !== 'v1') return fail('1000 requests within maxAge sent requests', last);
+  await publish(server.url, app, 'application', { k: 'v2' });
+  const after = await call(0);
+  if (after.value !== 'v2' || after.sent !== first.sent + 1 || after.polls !== 0) return fail('publish not seen by the next refresh', after);
+  const again = await call(0);
+  if (again.notModified < 1) return fail('no 304 for an unchanged namespace', again);
+  console.log(`workerd: edge mode across 1,003 worker requests: ${again.sent} /configs requests in all, ${again.notModified} answered 304, no long poll`);
+  return true;
 }
 
 async function testTypes() {

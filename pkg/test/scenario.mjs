@@ -87,7 +87,7 @@ export async function run({ ApolloClient, ApolloError, server, runtime, cache, l
 
   // Start and read.
   const client = await within(10_000, ApolloClient.create({
-    appId, configServer: server, namespaces: ['application', 'settings.json', 'app.yaml'], cache, timing: fast,
+    appId, configServer: server, namespaces: ['application', 'settings.json', 'app.yaml'], cache, timing: fast, mode: 'background',
   }), 'create');
   check('YAML namespaces are flattened', client.namespace('app.yaml').get('server.port') === '8080' &&
     client.get('list[1]') === 'b' && client.namespace('app.yaml').content.startsWith('server:'));
@@ -140,11 +140,29 @@ export async function run({ ApolloClient, ApolloError, server, runtime, cache, l
   // The cache: a second client whose server is down serves the cached values.
   if (cache !== false && cache !== undefined) {
     const cached = await within(10_000, ApolloClient.create({
-      appId, configServer: CLOSED_PORT_URL, namespaces: ['application', 'settings.json'], cache, timing: fast,
+      appId, configServer: CLOSED_PORT_URL, namespaces: ['application', 'settings.json'], cache, timing: fast, mode: 'background',
     }), 'create from cache');
     check('values from the cache when the server is down', cached.get('greeting') === 'hi' && cached.namespace('application').source === 'cache');
     check('cached non-properties content', cached.namespace('settings.json').content === '{"x":1}');
     await within(5_000, cached.close(), 'close of cached client');
   }
+
+  // Edge mode: no long poll, nothing in the background; refresh({ maxAgeMs }) checks.
+  const edge = await within(10_000, ApolloClient.create({ appId, configServer: server, cache: false, mode: 'edge', timing: fast }), 'edge create');
+  check('edge mode: values at start', edge.get('greeting') === 'hi' && edge.mode === 'edge');
+  const sent0 = edge.metrics().configs.sent;
+  let fresh = 0;
+  for (let i = 0; i < 100; i++) fresh += await edge.refresh({ maxAgeMs: 60_000 });
+  check('edge mode: 100 refreshes within maxAge send nothing', fresh === 0 && edge.metrics().configs.sent === sent0);
+  const edgeChange = new Promise((resolve) => edge.on('change', resolve));
+  await publish(server, appId, 'application', { greeting: 'edge' });
+  const n = await within(10_000, edge.refresh({ maxAgeMs: 0 }), 'edge refresh');
+  check('edge mode: refresh() sees a publish', n === 1 && edge.get('greeting') === 'edge', `${n} ${edge.get('greeting')}`);
+  check('edge mode: the change event came before refresh() resolved', (await within(100, edgeChange, 'edge change')).changes.length >= 1);
+  const same = await within(10_000, edge.refresh({ maxAgeMs: 0 }), 'edge refresh 304');
+  const em = edge.metrics();
+  check('edge mode: an unchanged namespace costs a 304', same === 1 && em.configs.notModified >= 1, JSON.stringify(em.configs));
+  check('edge mode: no long poll', em.notifications.sent === 0);
+  await within(5_000, edge.close(), 'edge close');
   return { runtime, checks: checks.length, appId };
 }

@@ -40,7 +40,7 @@ export async function subjectSmoke(runtime, tarball, server) {
   };
   try {
     await wait((m) => m.event === 'subject-ready', 'subject-ready', 60_000);
-    await call({ op: 'create', options: { appId, configServer: server, cache: false, timing: { longPollInitialDelayMs: 0 } } });
+    await call({ op: 'create', options: { appId, configServer: server, cache: false, mode: 'background', timing: { longPollInitialDelayMs: 0 } } });
     if ((await call({ op: 'get', key: 'k' })).value !== 'v1') throw new Error('get k != v1');
     const { listener } = await call({ op: 'listen', interest: { keys: ['k'] } });
     await publish(server, appId, 'application', { k: 'v2' });

@@ -90,6 +90,8 @@ struct Options {
     label: Option<String>,
     ip: Option<String>,
     secret: Option<String>,
+    /// False: edge mode (no long poll, nothing in the background; see `refresh`).
+    background: bool,
     timing: Timing,
 }
 
@@ -121,6 +123,7 @@ impl Options {
             label: text(&v, "label"),
             ip: text(&v, "ip"),
             secret: text(&v, "secret"),
+            background: v.get("background").and_then(Value::as_bool).unwrap_or(true),
             timing: timing(v.get("timing").unwrap_or(&Value::Null)),
         })
     }
@@ -180,6 +183,7 @@ fn build_config(o: &Options) -> Config {
     if let Some(v) = &o.secret {
         b = b.secret(v.as_str());
     }
+    b = b.background(o.background);
     // A 53-bit random seed is plenty for instance picks and jitter.
     let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
     b.namespaces(o.namespaces.iter().cloned())
@@ -193,6 +197,10 @@ struct State {
     client: Client,
     on_event: Function,
     started: bool,
+    /// Whether the client keeps itself up to date (false: edge mode).
+    background: bool,
+    /// Whether a fetch was queued or in flight after the last drain.
+    refreshing: bool,
     /// The armed `setTimeout` handle and the deadline it stands for.
     timer: Option<(JsValue, Instant)>,
     /// Controllers of the fetches in flight, by request id.
@@ -233,6 +241,8 @@ impl WasmClient {
                 started: false,
                 timer: None,
                 in_flight: BTreeMap::new(),
+                background: opts.background,
+                refreshing: false,
             }),
             tick: RefCell::new(None),
         });
@@ -318,6 +328,36 @@ impl WasmClient {
         Ok(json::metrics(st.client.metrics(), st.client.services()))
     }
 
+    /// Check every namespace not confirmed by a server within `max_age_ms` with a
+    /// conditional `/configs` request (edge mode's way to stay fresh; an early refresh in
+    /// background mode). Returns how many requests were queued; a `refreshed` event follows
+    /// when they have all finished.
+    pub fn refresh(&self, max_age_ms: f64) -> Result<u32, JsError> {
+        let queued = {
+            let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
+            let _ = st.client.handle_input(Input::Timeout(now()));
+            let max_age = if max_age_ms.is_finite() && max_age_ms > 0.0 {
+                max_age_ms as u64
+            } else {
+                0
+            };
+            let n = st.client.refresh(Duration::from_millis(max_age));
+            if st.client.is_refreshing() {
+                st.refreshing = true;
+            }
+            n
+        };
+        pump(&self.shared);
+        Ok(u32::try_from(queued).unwrap_or(u32::MAX))
+    }
+
+    /// Whether a fetch is queued or in flight.
+    #[wasm_bindgen(js_name = isRefreshing)]
+    pub fn is_refreshing(&self) -> Result<bool, JsError> {
+        let st = self.shared.state.try_borrow().map_err(|_| busy())?;
+        Ok(st.client.is_refreshing())
+    }
+
     /// Stop: abort every fetch, clear the timer, deliver the `closed` event.
     pub fn close(&self) -> Result<(), JsError> {
         let aborted = {
@@ -353,6 +393,7 @@ fn on_tick(weak: &Weak<Shared>) {
 fn pump(shared: &Rc<Shared>) {
     let mut requests = Vec::new();
     let mut events = Vec::new();
+    let mut refreshed = false;
     let on_event = {
         let Ok(mut st) = shared.state.try_borrow_mut() else {
             return;
@@ -365,7 +406,20 @@ fn pump(shared: &Rc<Shared>) {
                 Output::Request(r) => requests.push(r),
                 Output::Event(e) => events.push(e),
                 Output::Timeout(deadline) => {
-                    arm(shared, &mut st, deadline);
+                    let refreshing = st.client.is_refreshing();
+                    // Edge mode: no timer while idle (a worker keeps no I/O between
+                    // requests); the next refresh() feeds the time and catches up.
+                    let busy = refreshing || !requests.is_empty() || !st.in_flight.is_empty();
+                    let wanted = if st.background || busy {
+                        deadline
+                    } else {
+                        None
+                    };
+                    arm(shared, &mut st, wanted);
+                    if st.refreshing && !refreshing {
+                        refreshed = true;
+                    }
+                    st.refreshing = refreshing;
                     break;
                 }
                 // Future outputs this host does not know yet: keep draining.
@@ -385,6 +439,15 @@ fn pump(shared: &Rc<Shared>) {
         };
         // A throwing listener must not stop the engine; the wrapper catches its own.
         let _ = on_event.call2(&JsValue::UNDEFINED, &JsValue::from_str(&text), &bytes);
+    }
+    if refreshed {
+        // Not a core event: tells the wrapper that every queued fetch has finished, so a
+        // pending `refresh()` can resolve.
+        let _ = on_event.call2(
+            &JsValue::UNDEFINED,
+            &JsValue::from_str(r#"{"type":"refreshed"}"#),
+            &JsValue::UNDEFINED,
+        );
     }
 }
 
