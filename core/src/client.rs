@@ -1096,6 +1096,18 @@ impl Client {
         }
     }
 
+    /// The rotation position just after `service` (or after the slot's current position
+    /// when `service` is no longer listed).
+    fn index_after(&self, service: &str, i: usize) -> usize {
+        match self.services.iter().position(|s| s == service) {
+            Some(p) => p + 1,
+            None => self
+                .slots
+                .get(i)
+                .map_or(0, |s| s.fetch.cursor.wrapping_add(1)),
+        }
+    }
+
     fn fetch_failed(&mut self, i: usize, service: String, cause: ErrorCause) {
         let t = self.cfg.timing.clone();
         let n = self.services.len().max(1);
@@ -1107,9 +1119,13 @@ impl Client {
         let delay = self.backoff(t.fetch_retry_initial, t.fetch_retry_max, failures);
         let now = self.now;
         let background = self.cfg.background;
+        let next = self.index_after(&service, i);
         if let Some(slot) = self.slots.get_mut(i) {
             slot.fetch.failures = failures;
-            slot.fetch.cursor = slot.fetch.cursor.wrapping_add(1);
+            // The next instance after the one that failed, whatever was preferred: one
+            // pass over the list reaches every instance.
+            slot.fetch.cursor = next;
+            slot.fetch.preferred = None;
             if background {
                 slot.fetch.next_at = now + delay;
                 slot.fetch.want = true;
@@ -1283,6 +1299,7 @@ impl Client {
                     _ => Self::failure_cause(&result),
                 };
                 self.poll.pinned = None;
+                self.metrics.long_poll_service = None;
                 self.poll.attempt += 1;
                 let delay = self.backoff(
                     t.long_poll_retry_initial,

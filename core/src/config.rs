@@ -86,8 +86,9 @@ pub enum Servers {
     ConfigService(Vec<String>),
 }
 
-/// A client configuration. Build it with [`Config::builder`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A client configuration. Build it with [`Config::builder`]. Its `Debug` output never
+/// shows the access-key secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     pub(crate) app_id: String,
     pub(crate) cluster: String,
@@ -164,6 +165,25 @@ impl Config {
     /// Whether the client long-polls and refreshes in the background (not edge mode).
     pub fn is_background(&self) -> bool {
         self.background
+    }
+}
+
+impl core::fmt::Debug for Config {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Config")
+            .field("app_id", &self.app_id)
+            .field("cluster", &self.cluster)
+            .field("data_center", &self.data_center)
+            .field("servers", &self.servers)
+            .field("namespaces", &self.namespaces)
+            .field("label", &self.label)
+            .field("ip", &self.ip)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("timing", &self.timing)
+            .field("seed", &self.seed)
+            .field("wall_clock_ms", &self.wall_clock_ms)
+            .field("background", &self.background)
+            .finish()
     }
 }
 

@@ -1422,3 +1422,47 @@ fn golden_transcript_of_a_lifecycle() {
         path.display()
     );
 }
+
+#[test]
+fn failed_fetch_moves_on_from_a_failing_notifier_at_start() {
+    // The instance that answers the first long poll cannot serve /configs; one pass over
+    // the list must still reach the healthy one, whichever instance is tried first.
+    for seed in 0..32u64 {
+        let mut sim = Sim::new("app", 2);
+        sim.publish(0, "application", &[("k", "v")]);
+        sim.instances[0].fail_configs = 1_000;
+        sim.instances[1].fail_configs = 0;
+        let cfg = Harness::config_direct(&sim)
+            .seed(seed)
+            .timing(fast_timing())
+            .build();
+        let mut h = Harness::new(cfg, sim);
+        h.run_for(3_000);
+        assert_eq!(
+            h.value("application", "k").as_deref(),
+            Some("v"),
+            "seed {seed}"
+        );
+        let on_cs1 = h
+            .config_requests()
+            .iter()
+            .filter(|r| r.url.starts_with("http://cs1"))
+            .count();
+        assert!(on_cs1 >= 1, "seed {seed}: the healthy instance was tried");
+    }
+}
+
+#[test]
+fn debug_output_never_shows_the_secret() {
+    let cfg = Config::builder("app")
+        .config_service("http://x")
+        .secret("s3cr3t-value")
+        .build();
+    let b = Config::builder("app")
+        .config_service("http://x")
+        .secret("s3cr3t-value");
+    assert!(!format!("{cfg:?}").contains("s3cr3t-value"));
+    assert!(!format!("{b:?}").contains("s3cr3t-value"));
+    let c = Client::new(cfg, Instant::ZERO).unwrap();
+    assert!(!format!("{c:?}").contains("s3cr3t-value"));
+}

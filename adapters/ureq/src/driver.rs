@@ -250,6 +250,9 @@ impl Driver {
                             }
                         }
                     }
+                    // Publish the snapshot (and start the fetch) before answering, so the
+                    // namespace is listed as soon as `watch` returns.
+                    self.drain();
                     let _ = reply.send(r);
                 }
                 Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => self.core.close(),
