@@ -260,7 +260,8 @@ let ok = false;
 if (runtime === 'types') {
   ok = await testTypes();
 } else {
-  const server = await startServer(serverBin, ['--hold', '20s']);
+  // A short hold: the long poll's 304-and-poll-again path runs several times per test.
+  const server = await startServer(serverBin, ['--hold', '2s']);
   try {
     if (runtime === 'node') ok = await testNode(server);
     else if (runtime === 'deno') ok = await testDeno(server);
