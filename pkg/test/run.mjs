@@ -51,6 +51,7 @@ async function testNode(server) {
   const dir = project(tarball, 'node');
   writeFileSync(join(dir, 'test.mjs'), `${scriptHead('apolloconf')}
 const [server, cacheDir] = process.argv.slice(2);
+if (!import.meta.resolve('apolloconf').endsWith('/src/node.js')) throw new Error('the node condition was not used: ' + import.meta.resolve('apolloconf'));
 const r = await run({ ApolloClient, ApolloError, server, runtime: 'node', cache: { dir: cacheDir }, log: console.log });
 console.log('RESULT ' + JSON.stringify(r));
 `);
@@ -74,6 +75,7 @@ async function testDeno(server) {
   mkdirSync(join(dir, 'cache'));
   writeFileSync(join(dir, 'test.mjs'), `${scriptHead('apolloconf')}
 const [server] = Deno.args;
+if (!import.meta.resolve('apolloconf').endsWith('/src/deno.js')) throw new Error('the deno condition was not used: ' + import.meta.resolve('apolloconf'));
 const r = await run({ ApolloClient, ApolloError, server, runtime: 'deno', cache: { dir: './cache' }, log: console.log });
 console.log('RESULT ' + JSON.stringify(r));
 `);
