@@ -1358,6 +1358,7 @@ fn edge_mode_failures_stop_after_one_pass() {
 /// The exact outputs of a scripted lifecycle (discovery, load, long poll, publish,
 /// failover, close), compared with `tests/golden/lifecycle.txt`. A behaviour change shows
 /// up as a diff of that file; `APOLLOCONF_BLESS=1` rewrites it after review.
+#[cfg(feature = "yaml")]
 #[test]
 fn golden_transcript_of_a_lifecycle() {
     let mut sim = Sim::new("SampleApp", 2);
