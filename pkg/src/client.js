@@ -312,6 +312,7 @@ export class ApolloClient {
   #writes = Promise.resolve();
   #refreshWaiters = [];
   #mode = 'background';
+  #finalMetrics = null;
 
   /** Use `ApolloClient.create()`. */
   constructor(token) {
@@ -602,7 +603,7 @@ export class ApolloClient {
 
   /** Request counters, the services in use and the last error. */
   metrics() {
-    const m = JSON.parse(this.#engine.metrics());
+    const m = JSON.parse(this.#finalMetrics ?? this.#engine.metrics());
     if (m.lastError) m.lastError = errorFrom(m.lastError);
     return m;
   }
@@ -621,6 +622,11 @@ export class ApolloClient {
           this.#engine.close();
         }
         await closedEvent;
+      }
+      // Release the engine's memory; reads keep working from the JS snapshot.
+      if (this.#finalMetrics === null) {
+        this.#finalMetrics = this.#engine.metrics();
+        this.#engine.free();
       }
       await this.#writes;
     })();

@@ -135,7 +135,7 @@ export async function run({ ApolloClient, ApolloError, server, runtime, cache, l
   const pendingIter = iter.next();
   await within(5_000, client.close(), 'close');
   check('close ends the iterator', (await within(2_000, pendingIter, 'iterator end')).done === true);
-  check('reads still work after close', client.get('greeting') === 'hi' && client.closed === true);
+  check('reads and metrics still work after close', client.get('greeting') === 'hi' && client.closed === true && client.metrics().configs.ok >= 2);
 
   // The cache: a second client whose server is down serves the cached values.
   if (cache !== false && cache !== undefined) {
