@@ -66,6 +66,18 @@ console.log('RESULT ' + JSON.stringify(r));
     return false;
   }
   console.log(`node: Java-layout cache file written (${file})`);
+  // CommonJS: require() of the ESM entry (Node >= 20.19 / 22.12 load ESM without top-level await).
+  writeFileSync(join(dir, 'test.cjs'), `const { ApolloClient } = require('apolloconf');
+(async () => {
+  const [server, appId] = process.argv.slice(2);
+  const client = await ApolloClient.create({ appId, configServer: server, cache: false, mode: 'background' });
+  const value = client.get('greeting');
+  await client.close();
+  console.log('RESULT ' + JSON.stringify({ checks: 1, value }));
+})();
+`);
+  const c = await runLimited(process.execPath, ['test.cjs', server.url, appId], { cwd: dir, timeoutMs: 30_000 });
+  if (!judge('node (require)', c) || resultOf(c.stdout).value !== 'edge') return false;
   return true;
 }
 
