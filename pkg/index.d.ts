@@ -77,7 +77,7 @@ interface CommonOptions {
   secret?: string;
   /** The cache; see {@link CacheOption}. */
   cache?: CacheOption;
-  /** How long `create()` waits for the first load (default 30000). */
+  /** How long `create()` waits for the first load in milliseconds (default 30000; `Infinity`: no limit). */
   startupTimeoutMs?: number;
   /** Aborting it rejects a pending `create()` or closes the client. */
   signal?: AbortSignal;

@@ -361,7 +361,10 @@ export class ApolloClient {
     let onAbort;
     const outcome = await Promise.race([
       ready.then(() => 'ready'),
-      new Promise((resolve) => { timer = setTimeout(() => resolve('timeout'), opts.startupTimeoutMs); }),
+      new Promise((resolve) => {
+        // Infinity waits forever; setTimeout itself would overflow to 1 ms past 2^31-1.
+        if (Number.isFinite(opts.startupTimeoutMs)) timer = setTimeout(() => resolve('timeout'), Math.min(opts.startupTimeoutMs, 2_147_483_647));
+      }),
       new Promise((resolve) => {
         if (!opts.signal) return;
         onAbort = () => resolve('aborted');

@@ -70,7 +70,7 @@ console.log('RESULT ' + JSON.stringify(r));
   writeFileSync(join(dir, 'test.cjs'), `const { ApolloClient } = require('apolloconf');
 (async () => {
   const [server, appId] = process.argv.slice(2);
-  const client = await ApolloClient.create({ appId, configServer: server, cache: false, mode: 'background' });
+  const client = await ApolloClient.create({ appId, configServer: server, cache: false, mode: 'background', startupTimeoutMs: Infinity });
   const value = client.get('greeting');
   await client.close();
   console.log('RESULT ' + JSON.stringify({ checks: 1, value }));
