@@ -85,6 +85,12 @@ export async function run({ ApolloClient, ApolloError, server, runtime, cache, l
   check('signed requests with the right secret', secure.get('secret') === 'ok');
   await secure.close();
 
+  // Discovery through a meta server (the test server is its own meta server).
+  const viaMeta = await within(10_000, ApolloClient.create({ appId, metaServer: server, cache: false, timing: fast, mode: 'background' }), 'create via meta server');
+  const dm = viaMeta.metrics();
+  check('discovery through the meta server', viaMeta.get('greeting') === 'hello' && dm.discovery.ok >= 1 && dm.services.length >= 1, JSON.stringify(dm.services));
+  await viaMeta.close();
+
   // Start and read.
   const client = await within(10_000, ApolloClient.create({
     appId, configServer: server, namespaces: ['application', 'settings.json', 'app.yaml'], cache, timing: fast, mode: 'background',
