@@ -190,6 +190,8 @@ impl Slot {
 #[derive(Debug, Clone)]
 struct Discovery {
     metas: Vec<String>,
+    /// Edge mode: a `refresh()` found re-discovery due.
+    wanted: bool,
     idx: usize,
     in_flight: bool,
     attempt: u32,
@@ -336,6 +338,7 @@ impl Client {
             Servers::Meta(list) => (
                 Vec::new(),
                 Some(Discovery {
+                    wanted: false,
                     metas: list
                         .iter()
                         .map(|m| m.trim_end_matches('/').to_string())
@@ -453,11 +456,18 @@ impl Client {
     /// ever) with a conditional `/configs` request (its release key, so an unchanged
     /// namespace costs a 304). Returns how many were queued. This is how edge mode stays
     /// fresh; in background mode it forces an early refresh.
-    pub fn refresh(&mut self, max_age: Duration) -> usize {
+    pub fn refresh(&mut self, now: Instant, max_age: Duration) -> usize {
         if self.closed {
             return 0;
         }
+        self.set_now(now);
         let now = self.now;
+        if let Some(d) = &mut self.discovery {
+            // Edge mode re-discovers only here, when it is due (background mode on its own).
+            if !self.cfg.background && now >= d.next_at {
+                d.wanted = true;
+            }
+        }
         let mut n = 0;
         for slot in &mut self.slots {
             let fresh = slot.ns.last_checked.is_some_and(|t| now < t + max_age);
@@ -475,7 +485,10 @@ impl Client {
     /// Whether a fetch is queued or in flight (a [`refresh`](Client::refresh) is done when
     /// this turns false).
     pub fn is_refreshing(&self) -> bool {
-        self.slots.iter().any(|s| s.fetch.want || s.fetch.in_flight)
+        self.discovery
+            .as_ref()
+            .is_some_and(|d| d.in_flight || d.wanted)
+            || self.slots.iter().any(|s| s.fetch.want || s.fetch.in_flight)
     }
 
     /// Whether `close()` was called.
@@ -582,7 +595,7 @@ impl Client {
             consider(r.deadline);
         }
         if let Some(disc) = &self.discovery {
-            if !disc.in_flight {
+            if !disc.in_flight && self.discovery_allowed(disc) {
                 consider(
                     disc.next_at
                         .max(self.rate_ok(disc.last_start, t.discovery_qps)),
@@ -688,10 +701,20 @@ impl Client {
         }));
     }
 
+    /// Background mode discovers on its own schedule; edge mode only while it has no
+    /// service at all, or when a `refresh()` found re-discovery due.
+    fn discovery_allowed(&self, d: &Discovery) -> bool {
+        self.cfg.background || self.services.is_empty() || d.wanted
+    }
+
     fn start_discovery(&mut self) {
         let qps = self.cfg.timing.discovery_qps;
         let Some(d) = &self.discovery else { return };
-        if d.in_flight || self.now < d.next_at || self.now < self.rate_ok(d.last_start, qps) {
+        if d.in_flight
+            || !self.discovery_allowed(d)
+            || self.now < d.next_at
+            || self.now < self.rate_ok(d.last_start, qps)
+        {
             return;
         }
         let Some(meta) = d.metas.get(d.idx % d.metas.len().max(1)).cloned() else {
@@ -707,6 +730,7 @@ impl Client {
         );
         if let Some(d) = &mut self.discovery {
             d.in_flight = true;
+            d.wanted = false;
             d.last_start = Some(self.now);
         }
         self.metrics.discovery.sent += 1;

@@ -1312,17 +1312,32 @@ fn edge_mode_makes_no_background_requests_and_refreshes_on_demand() {
         "nothing in the background, not even the periodic refresh"
     );
     // A refresh with max age 60 s: both namespaces are older, two conditional requests.
-    assert_eq!(h.client.refresh(core::time::Duration::from_secs(60)), 2);
+    assert_eq!(
+        h.client.refresh(
+            Instant::from_millis(h.now),
+            core::time::Duration::from_secs(60)
+        ),
+        2
+    );
     h.run_for(100);
     assert!(!h.client.is_refreshing());
     assert_eq!(h.client.metrics().configs.not_modified, 2);
     // Again right away: nothing is older than 60 s, no request.
-    assert_eq!(h.client.refresh(core::time::Duration::from_secs(60)), 0);
+    assert_eq!(
+        h.client.refresh(
+            Instant::from_millis(h.now),
+            core::time::Duration::from_secs(60)
+        ),
+        0
+    );
     // 1,000 worker requests over 10 simulated minutes, each calling refresh(60 s): at most
     // one conditional request per namespace per minute.
     let before = h.config_requests().len();
     for _ in 0..1_000 {
-        h.client.refresh(core::time::Duration::from_secs(60));
+        h.client.refresh(
+            Instant::from_millis(h.now),
+            core::time::Duration::from_secs(60),
+        );
         h.run_for(600);
     }
     let made = h.config_requests().len() - before;
@@ -1333,7 +1348,10 @@ fn edge_mode_makes_no_background_requests_and_refreshes_on_demand() {
     // A publish is seen at the next refresh after max age.
     h.sim.publish(h.now, "application", &[("k", "v2")]);
     h.run_for(60_000);
-    h.client.refresh(core::time::Duration::from_secs(60));
+    h.client.refresh(
+        Instant::from_millis(h.now),
+        core::time::Duration::from_secs(60),
+    );
     h.run_for(100);
     assert_eq!(h.value("application", "k").as_deref(), Some("v2"));
     assert_eq!(h.changes().len(), 1);
@@ -1466,4 +1484,34 @@ fn debug_output_never_shows_the_secret() {
     assert!(!format!("{b:?}").contains("s3cr3t-value"));
     let c = Client::new(cfg, Instant::ZERO).unwrap();
     assert!(!format!("{c:?}").contains("s3cr3t-value"));
+}
+
+#[test]
+fn edge_mode_rediscovers_only_on_refresh() {
+    let mut sim = Sim::new("app", 1);
+    sim.publish(0, "application", &[("k", "v")]);
+    let cfg = Harness::config_meta(&sim).background(false).build();
+    let mut h = Harness::new(cfg, sim);
+    h.run_for(3_600_000);
+    let discoveries = |h: &Harness| {
+        h.log
+            .iter()
+            .filter(|(_, r)| r.kind == RequestKind::Discovery)
+            .count()
+    };
+    assert_eq!(
+        discoveries(&h),
+        1,
+        "no background re-discovery in edge mode"
+    );
+    assert_eq!(h.log.len(), 2);
+    // A refresh after the rediscovery interval re-discovers and counts as refreshing.
+    h.client.refresh(
+        Instant::from_millis(h.now),
+        core::time::Duration::from_secs(60),
+    );
+    assert!(h.client.is_refreshing());
+    h.run_for(100);
+    assert_eq!(discoveries(&h), 2);
+    assert!(!h.client.is_refreshing());
 }

@@ -133,7 +133,7 @@ impl Options {
 fn timing(v: &Value) -> Timing {
     let mut t = Timing::default();
     let ms = |key: &str| v.get(key).and_then(Value::as_u64);
-    let durations: [(&str, &mut Duration); 9] = [
+    let durations: [(&str, &mut Duration); 15] = [
         ("refreshIntervalMs", &mut t.refresh_interval),
         ("connectTimeoutMs", &mut t.connect_timeout),
         ("readTimeoutMs", &mut t.read_timeout),
@@ -143,15 +143,25 @@ fn timing(v: &Value) -> Timing {
         ("fetchRetryMaxMs", &mut t.fetch_retry_max),
         ("longPollRetryInitialMs", &mut t.long_poll_retry_initial),
         ("longPollRetryMaxMs", &mut t.long_poll_retry_max),
+        ("discoveryConnectTimeoutMs", &mut t.discovery_connect_timeout),
+        ("discoveryReadTimeoutMs", &mut t.discovery_read_timeout),
+        (
+            "discoveryRefreshIntervalMs",
+            &mut t.discovery_refresh_interval,
+        ),
+        ("discoveryRetryInitialMs", &mut t.discovery_retry_initial),
+        ("discoveryRetryMaxMs", &mut t.discovery_retry_max),
+        ("lagWindowMs", &mut t.lag_window),
     ];
     for (key, slot) in durations {
         if let Some(n) = ms(key) {
             *slot = Duration::from_millis(n);
         }
     }
-    let rates: [(&str, &mut u32); 2] = [
+    let rates: [(&str, &mut u32); 3] = [
         ("loadConfigQps", &mut t.load_config_qps),
         ("longPollQps", &mut t.long_poll_qps),
+        ("discoveryQps", &mut t.discovery_qps),
     ];
     for (key, slot) in rates {
         if let Some(n) = ms(key) {
@@ -335,13 +345,12 @@ impl WasmClient {
     pub fn refresh(&self, max_age_ms: f64) -> Result<u32, JsError> {
         let queued = {
             let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
-            let _ = st.client.handle_input(Input::Timeout(now()));
             let max_age = if max_age_ms.is_finite() && max_age_ms > 0.0 {
                 max_age_ms as u64
             } else {
                 0
             };
-            let n = st.client.refresh(Duration::from_millis(max_age));
+            let n = st.client.refresh(now(), Duration::from_millis(max_age));
             if st.client.is_refreshing() {
                 st.refreshing = true;
             }
