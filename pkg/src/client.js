@@ -28,12 +28,14 @@ export class ApolloError extends Error {
 
 const OPTION_NAMES = new Set([
   'appId', 'metaServer', 'configServer', 'cluster', 'dataCenter', 'namespaces', 'label', 'ip',
-  'secret', 'cache', 'startupTimeoutMs', 'signal', 'timing', 'mode',
+  'secret', 'cache', 'startupTimeoutMs', 'requireValues', 'listeners', 'signal', 'timing', 'mode',
 ]);
 const TIMING_NAMES = new Set([
   'refreshIntervalMs', 'connectTimeoutMs', 'readTimeoutMs', 'longPollInitialDelayMs',
   'longPollReadTimeoutMs', 'fetchRetryInitialMs', 'fetchRetryMaxMs', 'longPollRetryInitialMs',
-  'longPollRetryMaxMs', 'loadConfigQps', 'longPollQps',
+  'longPollRetryMaxMs', 'loadConfigQps', 'longPollQps', 'discoveryConnectTimeoutMs',
+  'discoveryReadTimeoutMs', 'discoveryRefreshIntervalMs', 'discoveryRetryInitialMs',
+  'discoveryRetryMaxMs', 'discoveryQps', 'lagWindowMs',
 ]);
 
 function bad(name, what) {
@@ -88,6 +90,14 @@ export function checkOptions(options, defaultMode = 'background') {
   if (typeof startupTimeoutMs !== 'number' || !(startupTimeoutMs >= 0)) {
     throw bad('startupTimeoutMs', 'must be a number of milliseconds >= 0');
   }
+  const requireValues = options.requireValues ?? true;
+  if (typeof requireValues !== 'boolean') throw bad('requireValues', 'must be a boolean');
+  const listeners = options.listeners ?? {};
+  if (listeners === null || typeof listeners !== 'object') throw bad('listeners', 'must be an object');
+  for (const [k, fn] of Object.entries(listeners)) {
+    if (k !== 'change' && k !== 'error') throw bad('listeners', `has an unknown field \`${k}\` (use change or error)`);
+    if (typeof fn !== 'function') throw bad(`listeners.${k}`, 'must be a function');
+  }
   const signal = options.signal;
   if (signal !== undefined && (signal === null || typeof signal.aborted !== 'boolean' ||
       typeof signal.addEventListener !== 'function')) {
@@ -117,7 +127,7 @@ export function checkOptions(options, defaultMode = 'background') {
     secret: optString(options, 'secret'),
     timing,
   };
-  return { engine, appId, namespaces, startupTimeoutMs, signal, mode, cache: options.cache };
+  return { engine, appId, namespaces, startupTimeoutMs, requireValues, listeners, signal, mode, cache: options.cache };
 }
 
 // ------------------------------------------------------------------ cache adapters
@@ -335,6 +345,7 @@ export class ApolloClient {
     client.#cache = cache;
     client.#names = opts.namespaces;
     client.#mode = opts.mode;
+    for (const [type, fn] of Object.entries(opts.listeners)) client.on(type, fn);
     let engine;
     try {
       engine = new wasm.WasmClient(JSON.stringify(opts.engine), (json, bytes) => client.#onEvent(json, bytes));
@@ -372,6 +383,13 @@ export class ApolloClient {
       }),
     ]);
     clearTimeout(timer);
+    if (outcome === 'timeout' && !opts.requireValues) {
+      // Like the Java client: go on with what there is; values arrive as `added` changes.
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (opts.signal) opts.signal.addEventListener('abort', () => { client.close(); }, { once: true });
+      client.#refreshAll();
+      return client;
+    }
     if (outcome !== 'ready') {
       opts.signal?.removeEventListener('abort', onAbort);
       await client.close();
@@ -383,7 +401,7 @@ export class ApolloClient {
     }
     client.#refreshAll();
     const loaded = client.#names.some((n) => client.#snapshot(n).status === 'loaded');
-    if (!loaded) {
+    if (!loaded && opts.requireValues) {
       const last = client.#lastError;
       opts.signal?.removeEventListener('abort', onAbort);
       await client.close();
@@ -511,6 +529,23 @@ export class ApolloClient {
 
   /** The configured namespaces, in lookup order. */
   get namespaces() { return [...this.#names]; }
+
+  /**
+   * Watches one more namespace (appended to the lookup order). It is listed by `namespaces`
+   * and readable through `namespace(name)` as soon as this returns (status `'loading'`);
+   * its values arrive as `added` changes. Watching a namespace again does nothing; an
+   * invalid name is a `TypeError`.
+   */
+  watch(name) {
+    if (typeof name !== 'string') throw new TypeError('apolloconf: watch() takes a namespace name');
+    if (this.#closed || this.#closing) throw new ApolloError(ErrorCode.CLOSED, 'apolloconf: the client is closed');
+    try {
+      this.#engine.watch(name);
+    } catch (e) {
+      throw new TypeError(`apolloconf: cannot watch ${JSON.stringify(name)}: ${e?.message ?? e}`);
+    }
+    this.#refreshAll();
+  }
 
   /** Whether `close()` has completed. */
   get closed() { return this.#closed; }

@@ -1,14 +1,34 @@
 // Entry for Node (>= 18): the engine's bytes are read from the package folder; the default
 // cache is the Java-compatible file cache under $APOLLO_CACHE_DIR or /opt/data.
 import { readFile, writeFile, rename, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import init, { WasmClient } from '../dist/apolloconf_wasm.js';
 import { bindRuntime, fileCache } from './client.js';
+
+// mkdir -p one level at a time: Node 20's `mkdir(p, { recursive: true })` never settles
+// when a parent cannot be created although its own parent exists (e.g. below /proc).
+async function mkdirs(p) {
+  try {
+    await mkdir(p);
+    return;
+  } catch (e) {
+    if (e?.code === 'EEXIST') return;
+    const parent = dirname(p);
+    if (e?.code !== 'ENOENT' || parent === p) throw e;
+  }
+  await mkdirs(dirname(p));
+  try {
+    await mkdir(p);
+  } catch (e) {
+    if (e?.code !== 'EEXIST') throw e;
+  }
+}
 
 const fs = {
   readFile: (p) => readFile(p),
   writeFile: (p, b) => writeFile(p, b),
   rename: (a, b) => rename(a, b),
-  mkdir: (p) => mkdir(p, { recursive: true }),
+  mkdir: (p) => mkdirs(p),
   isNotFound: (e) => e?.code === 'ENOENT',
 };
 

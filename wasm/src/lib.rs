@@ -36,8 +36,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Headers, RequestInit, Response};
 
-/// Largest response body accepted (a config namespace is far smaller).
-const MAX_BODY: u32 = 32 * 1024 * 1024;
+/// Largest response body accepted (a config namespace is far smaller): 16 MiB, the native
+/// host's limit, so that every host refuses the same answers.
+const MAX_BODY: u32 = 16 * 1024 * 1024;
 /// Largest delay `setTimeout` takes without wrapping around to 1 ms.
 const MAX_TIMER_MS: f64 = 2_147_483_647.0;
 
@@ -143,7 +144,10 @@ fn timing(v: &Value) -> Timing {
         ("fetchRetryMaxMs", &mut t.fetch_retry_max),
         ("longPollRetryInitialMs", &mut t.long_poll_retry_initial),
         ("longPollRetryMaxMs", &mut t.long_poll_retry_max),
-        ("discoveryConnectTimeoutMs", &mut t.discovery_connect_timeout),
+        (
+            "discoveryConnectTimeoutMs",
+            &mut t.discovery_connect_timeout,
+        ),
         ("discoveryReadTimeoutMs", &mut t.discovery_read_timeout),
         (
             "discoveryRefreshIntervalMs",
@@ -178,8 +182,14 @@ fn build_config(o: &Options) -> Config {
     } else if let Some(list) = &o.meta_server {
         b = b.meta_server(list);
     }
-    if let Some(c) = &o.cluster {
-        b = b.cluster(c.as_str());
+    // The Java client's rule (apollo.cluster, else the idc, else default), as the native
+    // host resolves it.
+    let cluster = [&o.cluster, &o.data_center]
+        .into_iter()
+        .filter_map(|v| v.as_deref())
+        .find(|v| !v.trim().is_empty());
+    if let Some(c) = cluster {
+        b = b.cluster(c);
     }
     if let Some(v) = &o.data_center {
         b = b.data_center(v.as_str());

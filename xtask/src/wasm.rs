@@ -175,6 +175,28 @@ fn runtime_test(runtime: &str, tarball: &Path) -> bool {
     .ok()
 }
 
+/// The shared conformance scenarios (`tests/scenarios/`) against the packed package in one
+/// runtime: the conformance crate's runner with `pkg/test/conformance-subject.mjs` as the
+/// subject (the runner splits the command line on whitespace: paths without spaces).
+fn conformance(subject: &str, tarball: &Path) -> bool {
+    let script = s(&pkg_dir().join("test").join("conformance-subject.mjs"));
+    let line = format!("node {script} {subject} --tarball {}", s(tarball));
+    cmd(
+        &std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+        &[
+            "test",
+            "-q",
+            "-p",
+            "apolloconf-conformance",
+            "--test",
+            "conformance",
+        ],
+    )
+    .env("APOLLOCONF_SUBJECT", subject)
+    .env("APOLLOCONF_SUBJECT_CMD", &line)
+    .ok()
+}
+
 /// Steps of `cargo xtask test` for the WASM host and the npm package.
 pub fn steps(r: &mut Runner) {
     if !r.step(
@@ -223,6 +245,11 @@ pub fn steps(r: &mut Runner) {
             other => format!("npm package: {other}"),
         };
         r.step(&name, || runtime_test(runtime, &tarball));
+    }
+    for subject in ["node", "deno", "workerd", "browser"] {
+        r.step(&format!("conformance: {subject}"), || {
+            conformance(subject, &tarball)
+        });
     }
 }
 
