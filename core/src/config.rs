@@ -76,6 +76,62 @@ impl Default for Timing {
     }
 }
 
+impl Timing {
+    /// The knobs by the names hosts expose them under (JSON options, the subject
+    /// protocol): durations in milliseconds (`…Ms`), rates per second (`…Qps`).
+    pub const NAMES: &'static [&'static str] = &[
+        "refreshIntervalMs",
+        "connectTimeoutMs",
+        "readTimeoutMs",
+        "loadConfigQps",
+        "longPollQps",
+        "discoveryQps",
+        "fetchRetryInitialMs",
+        "fetchRetryMaxMs",
+        "longPollInitialDelayMs",
+        "longPollReadTimeoutMs",
+        "longPollRetryInitialMs",
+        "longPollRetryMaxMs",
+        "discoveryConnectTimeoutMs",
+        "discoveryReadTimeoutMs",
+        "discoveryRefreshIntervalMs",
+        "discoveryRetryInitialMs",
+        "discoveryRetryMaxMs",
+        "lagWindowMs",
+        "jitterPercent",
+    ];
+
+    /// Set one knob by its name in [`Timing::NAMES`]. Returns false (and changes nothing)
+    /// for an unknown name. Out-of-range values are caught by `Client::new`.
+    pub fn set(&mut self, name: &str, value: u64) -> bool {
+        let ms = Duration::from_millis(value);
+        let rate = u32::try_from(value).unwrap_or(u32::MAX);
+        match name {
+            "refreshIntervalMs" => self.refresh_interval = ms,
+            "connectTimeoutMs" => self.connect_timeout = ms,
+            "readTimeoutMs" => self.read_timeout = ms,
+            "loadConfigQps" => self.load_config_qps = rate,
+            "longPollQps" => self.long_poll_qps = rate,
+            "discoveryQps" => self.discovery_qps = rate,
+            "fetchRetryInitialMs" => self.fetch_retry_initial = ms,
+            "fetchRetryMaxMs" => self.fetch_retry_max = ms,
+            "longPollInitialDelayMs" => self.long_poll_initial_delay = ms,
+            "longPollReadTimeoutMs" => self.long_poll_read_timeout = ms,
+            "longPollRetryInitialMs" => self.long_poll_retry_initial = ms,
+            "longPollRetryMaxMs" => self.long_poll_retry_max = ms,
+            "discoveryConnectTimeoutMs" => self.discovery_connect_timeout = ms,
+            "discoveryReadTimeoutMs" => self.discovery_read_timeout = ms,
+            "discoveryRefreshIntervalMs" => self.discovery_refresh_interval = ms,
+            "discoveryRetryInitialMs" => self.discovery_retry_initial = ms,
+            "discoveryRetryMaxMs" => self.discovery_retry_max = ms,
+            "lagWindowMs" => self.lag_window = ms,
+            "jitterPercent" => self.jitter_percent = u8::try_from(value).unwrap_or(u8::MAX),
+            _ => return false,
+        }
+        true
+    }
+}
+
 /// Where the client finds config services.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

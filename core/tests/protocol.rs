@@ -1515,3 +1515,24 @@ fn edge_mode_rediscovers_only_on_refresh() {
     assert_eq!(discoveries(&h), 2);
     assert!(!h.client.is_refreshing());
 }
+
+#[test]
+fn timing_knobs_by_name() {
+    let mut t = Timing::default();
+    for name in Timing::NAMES {
+        assert!(t.set(name, 7), "{name}");
+    }
+    assert_eq!(t.lag_window, core::time::Duration::from_millis(7));
+    assert_eq!(t.long_poll_qps, 7);
+    assert_eq!(t.jitter_percent, 7);
+    assert!(!t.set("noSuchKnob", 1));
+    assert!(t.set("jitterPercent", 1_000));
+    let cfg = Config::builder("a")
+        .config_service("http://x")
+        .timing(t)
+        .build();
+    assert!(matches!(
+        Client::new(cfg, Instant::ZERO),
+        Err(apolloconf_core::ConfigError::InvalidTiming(_))
+    ));
+}

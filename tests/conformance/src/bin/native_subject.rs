@@ -100,57 +100,22 @@ fn forward(out: Out, rx: mpsc::Receiver<Event>) {
     }
 }
 
-fn timing(v: Option<&Value>) -> Timing {
+/// Timing overrides by the core's knob names (`Timing::NAMES`); an unknown name or a
+/// value that is not a whole number is a CONFIG error.
+fn timing(v: Option<&Value>) -> Result<Timing, Value> {
     let mut t = Timing::default();
-    let Some(v) = v else { return t };
-    let ms = |key: &str| {
-        v.get(key)
-            .and_then(Value::as_u64)
-            .map(Duration::from_millis)
+    let Some(map) = v.and_then(Value::as_object) else {
+        return Ok(t);
     };
-    let slots: [(&str, &mut Duration); 15] = [
-        ("refreshIntervalMs", &mut t.refresh_interval),
-        ("connectTimeoutMs", &mut t.connect_timeout),
-        ("readTimeoutMs", &mut t.read_timeout),
-        ("longPollInitialDelayMs", &mut t.long_poll_initial_delay),
-        ("longPollReadTimeoutMs", &mut t.long_poll_read_timeout),
-        ("fetchRetryInitialMs", &mut t.fetch_retry_initial),
-        ("fetchRetryMaxMs", &mut t.fetch_retry_max),
-        ("longPollRetryInitialMs", &mut t.long_poll_retry_initial),
-        ("longPollRetryMaxMs", &mut t.long_poll_retry_max),
-        (
-            "discoveryConnectTimeoutMs",
-            &mut t.discovery_connect_timeout,
-        ),
-        ("discoveryReadTimeoutMs", &mut t.discovery_read_timeout),
-        (
-            "discoveryRefreshIntervalMs",
-            &mut t.discovery_refresh_interval,
-        ),
-        ("discoveryRetryInitialMs", &mut t.discovery_retry_initial),
-        ("discoveryRetryMaxMs", &mut t.discovery_retry_max),
-        ("lagWindowMs", &mut t.lag_window),
-    ];
-    for (key, slot) in slots {
-        if let Some(d) = ms(key) {
-            *slot = d;
+    for (name, value) in map {
+        let known = value.as_u64().is_some_and(|n| t.set(name, n));
+        if !known {
+            return Err(
+                json!({"code": "CONFIG", "message": format!("bad timing option {name}: {value}")}),
+            );
         }
     }
-    let rate = |key: &str| {
-        v.get(key)
-            .and_then(Value::as_u64)
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-    };
-    if let Some(n) = rate("loadConfigQps") {
-        t.load_config_qps = n;
-    }
-    if let Some(n) = rate("longPollQps") {
-        t.long_poll_qps = n;
-    }
-    if let Some(n) = rate("discoveryQps") {
-        t.discovery_qps = n;
-    }
-    t
+    Ok(t)
 }
 
 fn text<'a>(o: &'a Value, key: &str) -> Option<&'a str> {
@@ -195,7 +160,7 @@ fn start(o: &Value, out: &Out) -> Result<Client, Value> {
     if let Some(ms) = o.get("startupTimeoutMs").and_then(Value::as_u64) {
         b = b.startup_timeout(Duration::from_millis(ms));
     }
-    b = b.timing(timing(o.get("timing")));
+    b = b.timing(timing(o.get("timing"))?);
     let (tx, rx) = mpsc::channel();
     b = b.event_sink(tx);
     let out2 = out.clone();
