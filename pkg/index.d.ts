@@ -58,6 +58,15 @@ export interface TimingOptions {
   longPollRetryMaxMs?: number;
   loadConfigQps?: number;
   longPollQps?: number;
+  /** Discovery (`metaServer`): timeouts of `/services/config`, how often the list is refreshed, the retry back-off and rate. */
+  discoveryConnectTimeoutMs?: number;
+  discoveryReadTimeoutMs?: number;
+  discoveryRefreshIntervalMs?: number;
+  discoveryRetryInitialMs?: number;
+  discoveryRetryMaxMs?: number;
+  discoveryQps?: number;
+  /** How long a notified release may lag on the instance that serves `/configs` before the client stops retrying it early. */
+  lagWindowMs?: number;
 }
 
 interface CommonOptions {
@@ -79,6 +88,19 @@ interface CommonOptions {
   cache?: CacheOption;
   /** How long `create()` waits for the first load in milliseconds (default 30000; `Infinity`: no limit). */
   startupTimeoutMs?: number;
+  /**
+   * `true` (default): `create()` rejects when no namespace could be loaded (from the server
+   * or the cache) or start-up timed out. `false`: like the Java client, `create()` resolves
+   * anyway (after `startupTimeoutMs` at the latest) with what there is, and the client keeps
+   * retrying; values that arrive later fire `added` changes.
+   */
+  requireValues?: boolean;
+  /**
+   * Listeners attached before start-up, so that nothing of `create()` is missed: errors
+   * while it loads (`UNAUTHORIZED`, `CACHE`, ...) and changes of values restored from the
+   * cache and then replaced by the server. Same as calling `on()` right after.
+   */
+  listeners?: { change?: (event: ChangeEvent) => void; error?: (error: ApolloError) => void };
   /** Aborting it rejects a pending `create()` or closes the client. */
   signal?: AbortSignal;
   /** Timing overrides. */
@@ -201,6 +223,13 @@ export declare class ApolloClient implements Reads {
   readonly namespaces: string[];
   /** Whether the client is closed. */
   readonly closed: boolean;
+  /**
+   * Watches one more namespace, appended to the lookup order: listed by `namespaces` and
+   * readable through `namespace(name)` as soon as this returns (status `'loading'`); its
+   * values arrive as `added` changes. Again for a watched one: nothing. An invalid name
+   * (empty, control characters): `TypeError`. After `close()`: `ApolloError` `CLOSED`.
+   */
+  watch(name: string): void;
 
   /** Calls `listener` on every change of interest; returns an unsubscribe function. */
   on(type: 'change', listener: (event: ChangeEvent) => void, interest?: ChangeInterest): () => void;

@@ -242,9 +242,10 @@ async function browser(dir) {
 async function workerd(dir) {
   const pkgRoot = 'node_modules/apolloconf';
   const port = await freePort();
-  // Module names as the worker imports them; files embedded from the shared project.
-  const mod = (name) => `(name = "${name}", esModule = embed "${dir}/${name}")`;
-  const config = join(mkdtempSync(join(tmpdir(), 'apolloconf-workerd-')), 'config.capnp');
+  // A config per subject (its own port) next to the shared project's files (embed paths
+  // are relative to the config file).
+  const mod = (name) => `(name = "${name}", esModule = embed "${name}")`;
+  const config = join(dir, `config-${process.pid}-${port}.capnp`);
   writeFileSync(config, `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [
@@ -257,14 +258,17 @@ const mainWorker :Workerd.Worker = (
   modules = [
     ${mod('worker.mjs')}, ${mod('conformance-agent.mjs')},
     ${mod(`${pkgRoot}/src/workerd.js`)}, ${mod(`${pkgRoot}/src/client.js`)}, ${mod(`${pkgRoot}/dist/apolloconf_wasm.js`)},
-    (name = "${pkgRoot}/dist/apolloconf_wasm_bg.wasm", wasm = embed "${dir}/${pkgRoot}/dist/apolloconf_wasm_bg.wasm"),
+    (name = "${pkgRoot}/dist/apolloconf_wasm_bg.wasm", wasm = embed "${pkgRoot}/dist/apolloconf_wasm_bg.wasm"),
   ],
   compatibilityDate = "2025-09-01",
   globalOutbound = "loopback-net",
 );
 `);
-  const child = spawn(toolBin('workerd'), ['serve', config], { stdio: ['ignore', 2, 'inherit'] });
-  const kill = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
+  const child = spawn(toolBin('workerd'), ['serve', config], { cwd: dir, stdio: ['ignore', 2, 'inherit'] });
+  const kill = () => {
+    try { child.kill('SIGKILL'); } catch { /* gone */ }
+    rmSync(config, { force: true });
+  };
   process.on('exit', kill);
   let ws;
   for (let i = 0; i < 200 && !ws; i++) {
