@@ -20,7 +20,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { readFileSync, writeFileSync, existsSync, mkdtempSync, renameSync, rmSync, copyFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, mkdtempSync, mkdirSync, renameSync, rmSync, copyFileSync, openSync, closeSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join, extname, normalize } from 'node:path';
@@ -29,7 +29,7 @@ import { freePort, toolBin, here } from './lib.mjs';
 const args = process.argv.slice(2);
 const runtime = args[0];
 const tarball = args[args.indexOf('--tarball') + 1];
-if (!['node', 'deno', 'browser', 'workerd'].includes(runtime) || args.indexOf('--tarball') < 0) {
+if (runtime !== 'browser-server' && (!['node', 'deno', 'browser', 'workerd'].includes(runtime) || args.indexOf('--tarball') < 0)) {
   console.error('usage: conformance-subject.mjs <node|deno|browser|workerd> --tarball T');
   process.exit(2);
 }
@@ -49,7 +49,12 @@ const handle = createConformanceAgent({
 });
 let chain = Promise.resolve();
 rl.on('line', (l) => { if (l.trim() !== '') chain = chain.then(() => handle(l)); });
-rl.on('close', () => { chain = chain.then(() => handle('{"cmd":"close"}')); });
+rl.on('close', () => {
+  chain = chain.then(() => handle('{"cmd":"close"}'));
+  // Never outlive the runner by more than a moment, even if close() were stuck (the runner
+  // has judged the exit by then). Unreferenced: it does not keep the process alive itself.
+  setTimeout(() => process.exit(3), 5000).unref();
+});
 `;
 
 const PAGE = (entry) => `<!doctype html><meta charset="utf-8">
@@ -186,13 +191,9 @@ async function browser(dir) {
   const port = await freePort();
   await new Promise((r) => http.listen(port, '127.0.0.1', r));
   const { chromium } = await import(join(here, '..', 'test-env', 'node_modules', 'playwright-core', 'index.mjs'));
-  const b = await chromium.launch({
-    executablePath: '/usr/bin/chromium', headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      '--disable-extensions', '--disable-dev-shm-usage'],
-  });
-  const page = await b.newPage();
+  const b = await sharedBrowser(chromium);
+  const context = await b.newContext(); // a fresh profile: nothing shared with other subjects
+  const page = await context.newPage();
   page.on('console', (m) => process.stderr.write(`[browser] ${m.text()}\n`));
   let storeFile = null;
   let closeId;
@@ -213,7 +214,8 @@ async function browser(dir) {
   await page.goto(`http://127.0.0.1:${port}/index.html`);
   await page.waitForFunction(() => window.__agentReady === true, null, { timeout: 30_000 });
   const end = async () => {
-    await b.close().catch(() => {});
+    await context.close().catch(() => {});
+    await b.close().catch(() => {}); // disconnects; the shared browser stays
     http.close();
     process.exit(0);
   };
@@ -237,6 +239,71 @@ async function browser(dir) {
     await Promise.race([finished, new Promise((r) => setTimeout(r, 1000))]);
     await end();
   });
+}
+
+// ------------------------------------------------------------------ the shared Chromium
+// Launching Chromium takes seconds on a small machine, and the runner starts a subject per
+// `start` step: every browser subject of a user connects to one Chromium (a browser server
+// started by the first subject, detached) and works in its own context. The server stops
+// by itself once no subject has used it for BROWSER_IDLE_MS.
+
+const BROWSER_DIR = join(tmpdir(), `apolloconf-conformance-browser-${process.getuid?.() ?? 0}`);
+const ENDPOINT = join(BROWSER_DIR, 'endpoint');
+const LOCK = join(BROWSER_DIR, 'lock');
+const HEARTBEAT = join(BROWSER_DIR, 'heartbeat');
+const BROWSER_IDLE_MS = 15_000;
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+  '--disable-extensions', '--disable-dev-shm-usage'];
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// The heartbeat is the file's mtime (reading its content could race a writer).
+const beat = () => { try { writeFileSync(HEARTBEAT, ''); } catch { /* next time */ } };
+
+async function sharedBrowser(chromium) {
+  mkdirSync(BROWSER_DIR, { recursive: true });
+  beat();
+  setInterval(beat, 1000).unref();
+  for (let i = 0; i < 600; i++) {
+    let ep;
+    try { ep = readFileSync(ENDPOINT, 'utf8').trim(); } catch { /* not yet */ }
+    if (ep) {
+      try {
+        return await chromium.connect(ep, { timeout: 10_000 });
+      } catch (e) {
+        console.error(`shared browser at ${ep} did not answer (${e.message}); starting another`);
+        rmSync(ENDPOINT, { force: true });
+        rmSync(LOCK, { force: true });
+      }
+    }
+    try {
+      closeSync(openSync(LOCK, 'wx')); // whoever creates the lock starts the server
+      const log = openSync(join(BROWSER_DIR, 'server.log'), 'a');
+      spawn(process.execPath, [new URL(import.meta.url).pathname, 'browser-server'], { detached: true, stdio: ['ignore', log, log] }).unref();
+    } catch { /* another subject is starting it */ }
+    await sleep(50);
+  }
+  throw new Error('no shared browser within 30 s');
+}
+
+async function browserServer() {
+  const { chromium } = await import(join(here, '..', 'test-env', 'node_modules', 'playwright-core', 'index.mjs'));
+  const server = await chromium.launchServer({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+  writeFileSync(`${ENDPOINT}.tmp`, server.wsEndpoint());
+  renameSync(`${ENDPOINT}.tmp`, ENDPOINT);
+  const stop = async () => {
+    rmSync(ENDPOINT, { force: true });
+    rmSync(LOCK, { force: true });
+    await server.close().catch(() => {});
+    process.exit(0);
+  };
+  for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, stop);
+  for (;;) {
+    await sleep(1000);
+    let last = 0;
+    try { last = statSync(HEARTBEAT).mtimeMs; } catch { /* none */ }
+    if (Date.now() - last > BROWSER_IDLE_MS) await stop();
+  }
 }
 
 async function workerd(dir) {
@@ -327,6 +394,8 @@ async function main() {
 if (runtime === 'workerd' && typeof globalThis.WebSocket !== 'function') {
   const child = spawn(process.execPath, ['--experimental-websocket', '--no-warnings', ...process.argv.slice(1)], { stdio: 'inherit' });
   child.on('exit', (code) => process.exit(code ?? 1));
+} else if (runtime === 'browser-server') {
+  await browserServer();
 } else {
   await main();
 }
