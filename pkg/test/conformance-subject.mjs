@@ -18,6 +18,7 @@
 
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
+import { createServer as createNetServer, connect } from 'node:net';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { readFileSync, writeFileSync, existsSync, mkdtempSync, mkdirSync, renameSync, rmSync, copyFileSync, openSync, closeSync, statSync } from 'node:fs';
@@ -29,7 +30,7 @@ import { freePort, toolBin, here } from './lib.mjs';
 const args = process.argv.slice(2);
 const runtime = args[0];
 const tarball = args[args.indexOf('--tarball') + 1];
-if (runtime !== 'browser-server' && (!['node', 'deno', 'browser', 'workerd'].includes(runtime) || args.indexOf('--tarball') < 0)) {
+if (runtime !== 'browser-host' && (!['node', 'deno', 'browser', 'workerd'].includes(runtime) || args.indexOf('--tarball') < 0)) {
   console.error('usage: conformance-subject.mjs <node|deno|browser|workerd> --tarball T');
   process.exit(2);
 }
@@ -178,7 +179,63 @@ async function stdio(dir) {
 
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
 
+// ------------------------------------------------------------------ browser
+// Starting Chromium, and even loading playwright, takes seconds on a small machine, and
+// the runner starts a subject per `start` step (timed). So every browser subject of a
+// project is a thin relay to one browser host: a detached process (started by the first
+// subject, stopping by itself once idle for BROWSER_IDLE_MS) that holds one Chromium and a
+// few warm pages, each in its own fresh context (profile), with the agent loaded. A
+// subject takes one page for its whole life; the page is never reused.
+
+const BROWSER_IDLE_MS = 15_000;
+const WARM_PAGES = 2;
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+  '--disable-extensions', '--disable-dev-shm-usage'];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
 async function browser(dir) {
+  const hostDir = `${dir}-browser-host`;
+  mkdirSync(hostDir, { recursive: true });
+  const endpoint = join(hostDir, 'port');
+  const lock = join(hostDir, 'lock');
+  let sock;
+  for (let i = 0; i < 600 && !sock; i++) {
+    let port;
+    try { port = Number(readFileSync(endpoint, 'utf8')); } catch { /* not yet */ }
+    if (port) {
+      sock = await new Promise((resolve) => {
+        const s = connect(port, '127.0.0.1', () => resolve(s));
+        s.on('error', () => resolve(undefined));
+      });
+      if (sock) break;
+      rmSync(endpoint, { force: true }); // a host that is gone
+      rmSync(lock, { force: true });
+    }
+    try {
+      closeSync(openSync(lock, 'wx')); // whoever creates the lock starts the host
+      const log = openSync(join(hostDir, 'host.log'), 'a');
+      spawn(process.execPath, [new URL(import.meta.url).pathname, 'browser-host', dir], { detached: true, stdio: ['ignore', log, log] }).unref();
+    } catch { /* another subject is starting it */ }
+    await sleep(50);
+  }
+  if (!sock) {
+    console.error('browser subject: no browser host within 30 s');
+    process.exit(1);
+  }
+  sock.on('error', (e) => console.error(`browser subject: ${e.message}`));
+  createInterface({ input: sock }).on('line', (l) => (l.startsWith('#') ? process.stderr.write(`${l.slice(1)}\n`) : out(l)));
+  sock.on('close', () => process.exit(0));
+  relayStdin((l) => { sock.write(`${l}\n`); }, () => {
+    sock.write('{"id":-1,"cmd":"close"}\n');
+    setTimeout(() => process.exit(0), 1500).unref();
+  });
+}
+
+async function browserHost(dir) {
+  const hostDir = `${dir}-browser-host`;
+  const { chromium } = await import(join(here, '..', 'test-env', 'node_modules', 'playwright-core', 'index.mjs'));
+  const b = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
   const http = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
     try {
@@ -188,121 +245,99 @@ async function browser(dir) {
       res.writeHead(404).end();
     }
   });
-  const port = await freePort();
-  await new Promise((r) => http.listen(port, '127.0.0.1', r));
-  const { chromium } = await import(join(here, '..', 'test-env', 'node_modules', 'playwright-core', 'index.mjs'));
-  const b = await sharedBrowser(chromium);
-  const context = await b.newContext(); // a fresh profile: nothing shared with other subjects
-  const page = await context.newPage();
-  page.on('console', (m) => process.stderr.write(`[browser] ${m.text()}\n`));
-  let storeFile = null;
-  let closeId;
-  let finish;
-  const finished = new Promise((r) => { finish = r; });
-  await page.exposeFunction('__emit', async (l) => {
-    if (closeId !== undefined && parse(l)?.id === closeId) {
-      if (storeFile) {
-        const ls = await page.evaluate(() => Object.fromEntries(Object.entries(localStorage)));
-        writeJson(storeFile, ls);
-      }
-      out(l);
-      finish();
+  const httpPort = await freePort();
+  await new Promise((r) => http.listen(httpPort, '127.0.0.1', r));
+
+  async function warmPage() {
+    const context = await b.newContext();
+    const page = await context.newPage();
+    const w = { context, page, sink: () => {}, log: () => {} };
+    page.on('console', (m) => w.log(`[browser] ${m.text()}`));
+    await page.exposeFunction('__emit', (l) => w.sink(l));
+    await page.goto(`http://127.0.0.1:${httpPort}/index.html`);
+    await page.waitForFunction(() => window.__agentReady === true, null, { timeout: 30_000 });
+    return w;
+  }
+  const pool = [];
+  const fill = () => {
+    while (pool.length < WARM_PAGES) {
+      const p = warmPage();
+      p.catch(() => {}); // a failed warm page is replaced when taken
+      pool.push(p);
+    }
+  };
+  fill();
+
+  let sessions = 0;
+  let idleSince = Date.now();
+  const server = createNetServer(async (sock) => {
+    sessions++;
+    sock.on('error', () => {});
+    const next = pool.shift() ?? warmPage();
+    fill();
+    let w;
+    try {
+      w = await next.catch(() => warmPage());
+    } catch (e) {
+      sock.end(`#browser host: no page: ${e.message}\n`);
+      sessions--;
       return;
     }
-    out(l);
-  });
-  await page.goto(`http://127.0.0.1:${port}/index.html`);
-  await page.waitForFunction(() => window.__agentReady === true, null, { timeout: 30_000 });
-  const end = async () => {
-    await context.close().catch(() => {});
-    await b.close().catch(() => {}); // disconnects; the shared browser stays
-    http.close();
-    process.exit(0);
-  };
-  const rl = relayStdin(async (l) => {
-    const cmd = parse(l);
-    if (cmd?.cmd === 'start' && typeof cmd.options?.cacheDir === 'string') {
-      storeFile = join(cmd.options.cacheDir, '.apolloconf-localStorage.json');
-      const seed = readJson(storeFile);
-      await page.evaluate((s) => { for (const [k, v] of Object.entries(s)) localStorage.setItem(k, v); }, seed);
-    }
-    if (cmd?.cmd === 'close') closeId = cmd.id;
-    await page.evaluate((line) => window.__handle(line), l);
-    if (cmd?.cmd === 'close') {
-      await finished;
-      rl.close();
-      await end();
-    }
-  }, async () => {
-    closeId = -1;
-    await page.evaluate(() => window.__handle('{"id":-1,"cmd":"close"}')).catch(() => {});
-    await Promise.race([finished, new Promise((r) => setTimeout(r, 1000))]);
-    await end();
-  });
-}
-
-// ------------------------------------------------------------------ the shared Chromium
-// Launching Chromium takes seconds on a small machine, and the runner starts a subject per
-// `start` step: every browser subject of a user connects to one Chromium (a browser server
-// started by the first subject, detached) and works in its own context. The server stops
-// by itself once no subject has used it for BROWSER_IDLE_MS.
-
-const BROWSER_DIR = join(tmpdir(), `apolloconf-conformance-browser-${process.getuid?.() ?? 0}`);
-const ENDPOINT = join(BROWSER_DIR, 'endpoint');
-const LOCK = join(BROWSER_DIR, 'lock');
-const HEARTBEAT = join(BROWSER_DIR, 'heartbeat');
-const BROWSER_IDLE_MS = 15_000;
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-  '--disable-extensions', '--disable-dev-shm-usage'];
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-// The heartbeat is the file's mtime (reading its content could race a writer).
-const beat = () => { try { writeFileSync(HEARTBEAT, ''); } catch { /* next time */ } };
-
-async function sharedBrowser(chromium) {
-  mkdirSync(BROWSER_DIR, { recursive: true });
-  beat();
-  setInterval(beat, 1000).unref();
-  for (let i = 0; i < 600; i++) {
-    let ep;
-    try { ep = readFileSync(ENDPOINT, 'utf8').trim(); } catch { /* not yet */ }
-    if (ep) {
-      try {
-        return await chromium.connect(ep, { timeout: 10_000 });
-      } catch (e) {
-        console.error(`shared browser at ${ep} did not answer (${e.message}); starting another`);
-        rmSync(ENDPOINT, { force: true });
-        rmSync(LOCK, { force: true });
+    const { context, page } = w;
+    const send = (l) => { if (!sock.destroyed) sock.write(`${l}\n`); };
+    w.log = (l) => send(`#${l}`);
+    let storeFile = null;
+    let closeId;
+    let done = false;
+    const finish = async () => {
+      if (done) return;
+      done = true;
+      sock.end();
+      await context.close().catch(() => {});
+      sessions--;
+      idleSince = Date.now();
+    };
+    w.sink = async (l) => {
+      if (closeId !== undefined && parse(l)?.id === closeId) {
+        // The close reply: keep localStorage for the next subject of this cacheDir first.
+        if (storeFile) writeJson(storeFile, await page.evaluate(() => Object.fromEntries(Object.entries(localStorage))));
+        send(l);
+        await finish();
+        return;
       }
-    }
-    try {
-      closeSync(openSync(LOCK, 'wx')); // whoever creates the lock starts the server
-      const log = openSync(join(BROWSER_DIR, 'server.log'), 'a');
-      spawn(process.execPath, [new URL(import.meta.url).pathname, 'browser-server'], { detached: true, stdio: ['ignore', log, log] }).unref();
-    } catch { /* another subject is starting it */ }
-    await sleep(50);
-  }
-  throw new Error('no shared browser within 30 s');
-}
-
-async function browserServer() {
-  const { chromium } = await import(join(here, '..', 'test-env', 'node_modules', 'playwright-core', 'index.mjs'));
-  const server = await chromium.launchServer({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
-  writeFileSync(`${ENDPOINT}.tmp`, server.wsEndpoint());
-  renameSync(`${ENDPOINT}.tmp`, ENDPOINT);
+      send(l);
+    };
+    let chain = Promise.resolve();
+    createInterface({ input: sock }).on('line', (l) => {
+      chain = chain.then(async () => {
+        const cmd = parse(l);
+        if (cmd?.cmd === 'start' && typeof cmd.options?.cacheDir === 'string') {
+          storeFile = join(cmd.options.cacheDir, '.apolloconf-localStorage.json');
+          const seed = readJson(storeFile);
+          await page.evaluate((st) => { for (const [k, v] of Object.entries(st)) localStorage.setItem(k, v); }, seed);
+        }
+        if (cmd?.cmd === 'close') closeId = cmd.id;
+        await page.evaluate((line) => window.__handle(line), l);
+      }).catch(() => {});
+    });
+    sock.on('close', () => {
+      // The subject went away without a close: close the client, then the context.
+      if (!done) chain.then(() => page.evaluate(() => window.__handle('{"id":-2,"cmd":"close"}')).catch(() => {})).then(() => sleep(200)).then(finish);
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  writeFileSync(join(hostDir, 'port.tmp'), String(server.address().port));
+  renameSync(join(hostDir, 'port.tmp'), join(hostDir, 'port'));
   const stop = async () => {
-    rmSync(ENDPOINT, { force: true });
-    rmSync(LOCK, { force: true });
-    await server.close().catch(() => {});
+    rmSync(join(hostDir, 'port'), { force: true });
+    rmSync(join(hostDir, 'lock'), { force: true });
+    await b.close().catch(() => {});
     process.exit(0);
   };
   for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, stop);
   for (;;) {
     await sleep(1000);
-    let last = 0;
-    try { last = statSync(HEARTBEAT).mtimeMs; } catch { /* none */ }
-    if (Date.now() - last > BROWSER_IDLE_MS) await stop();
+    if (sessions === 0 && Date.now() - idleSince > BROWSER_IDLE_MS) await stop();
   }
 }
 
@@ -394,8 +429,8 @@ async function main() {
 if (runtime === 'workerd' && typeof globalThis.WebSocket !== 'function') {
   const child = spawn(process.execPath, ['--experimental-websocket', '--no-warnings', ...process.argv.slice(1)], { stdio: 'inherit' });
   child.on('exit', (code) => process.exit(code ?? 1));
-} else if (runtime === 'browser-server') {
-  await browserServer();
+} else if (runtime === 'browser-host') {
+  await browserHost(args[1]);
 } else {
   await main();
 }
