@@ -125,54 +125,25 @@ impl Options {
             ip: text(&v, "ip"),
             secret: text(&v, "secret"),
             background: v.get("background").and_then(Value::as_bool).unwrap_or(true),
-            timing: timing(v.get("timing").unwrap_or(&Value::Null)),
+            timing: timing(v.get("timing").unwrap_or(&Value::Null))?,
         })
     }
 }
 
-/// Timing overrides in milliseconds (tests shorten them; users rarely need to).
-fn timing(v: &Value) -> Timing {
+/// Timing overrides by the core's knob names (`Timing::NAMES`: durations in ms, rates
+/// per second). The JS wrapper already rejects unknown names with a `TypeError`; this
+/// checks again so the engine never silently ignores one.
+fn timing(v: &Value) -> Result<Timing, String> {
     let mut t = Timing::default();
-    let ms = |key: &str| v.get(key).and_then(Value::as_u64);
-    let durations: [(&str, &mut Duration); 15] = [
-        ("refreshIntervalMs", &mut t.refresh_interval),
-        ("connectTimeoutMs", &mut t.connect_timeout),
-        ("readTimeoutMs", &mut t.read_timeout),
-        ("longPollInitialDelayMs", &mut t.long_poll_initial_delay),
-        ("longPollReadTimeoutMs", &mut t.long_poll_read_timeout),
-        ("fetchRetryInitialMs", &mut t.fetch_retry_initial),
-        ("fetchRetryMaxMs", &mut t.fetch_retry_max),
-        ("longPollRetryInitialMs", &mut t.long_poll_retry_initial),
-        ("longPollRetryMaxMs", &mut t.long_poll_retry_max),
-        (
-            "discoveryConnectTimeoutMs",
-            &mut t.discovery_connect_timeout,
-        ),
-        ("discoveryReadTimeoutMs", &mut t.discovery_read_timeout),
-        (
-            "discoveryRefreshIntervalMs",
-            &mut t.discovery_refresh_interval,
-        ),
-        ("discoveryRetryInitialMs", &mut t.discovery_retry_initial),
-        ("discoveryRetryMaxMs", &mut t.discovery_retry_max),
-        ("lagWindowMs", &mut t.lag_window),
-    ];
-    for (key, slot) in durations {
-        if let Some(n) = ms(key) {
-            *slot = Duration::from_millis(n);
+    let Some(map) = v.as_object() else {
+        return Ok(t);
+    };
+    for (name, value) in map {
+        if !value.as_u64().is_some_and(|n| t.set(name, n)) {
+            return Err(format!("bad timing option {name}: {value}"));
         }
     }
-    let rates: [(&str, &mut u32); 3] = [
-        ("loadConfigQps", &mut t.load_config_qps),
-        ("longPollQps", &mut t.long_poll_qps),
-        ("discoveryQps", &mut t.discovery_qps),
-    ];
-    for (key, slot) in rates {
-        if let Some(n) = ms(key) {
-            *slot = u32::try_from(n).unwrap_or(u32::MAX);
-        }
-    }
-    t
+    Ok(t)
 }
 
 fn build_config(o: &Options) -> Config {
