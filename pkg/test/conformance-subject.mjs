@@ -21,7 +21,7 @@ import { createServer } from 'node:http';
 import { createServer as createNetServer, connect } from 'node:net';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { readFileSync, writeFileSync, existsSync, mkdtempSync, mkdirSync, renameSync, rmSync, copyFileSync, openSync, closeSync, statSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, mkdtempSync, mkdirSync, renameSync, rmSync, copyFileSync, openSync, closeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join, extname, normalize } from 'node:path';
