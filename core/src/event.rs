@@ -187,6 +187,23 @@ pub enum ErrorCause {
     StaleRelease(String),
 }
 
+impl ErrorCause {
+    /// The cause as one of the error codes every host exposes: `TIMEOUT`, `NETWORK`,
+    /// `UNAUTHORIZED`, `NOT_FOUND`, `CACHE` or `BAD_RESPONSE`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ErrorCause::Transport(t) if t.kind == crate::io::TransportErrorKind::Timeout => {
+                "TIMEOUT"
+            }
+            ErrorCause::Transport(_) | ErrorCause::NoServices => "NETWORK",
+            ErrorCause::Unauthorized => "UNAUTHORIZED",
+            ErrorCause::NotFound => "NOT_FOUND",
+            ErrorCause::Cache(_) => "CACHE",
+            _ => "BAD_RESPONSE",
+        }
+    }
+}
+
 /// A failure the client keeps going through (it retries on its own).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{}{cause}", match namespace { Some(n) => alloc::format!("namespace {n}: "), None => String::new() })]

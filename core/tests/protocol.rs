@@ -1536,3 +1536,18 @@ fn timing_knobs_by_name() {
         Err(apolloconf_core::ConfigError::InvalidTiming(_))
     ));
 }
+
+#[test]
+fn error_causes_map_to_host_codes() {
+    use apolloconf_core::{TransportError, TransportErrorKind};
+    let t = |k| ErrorCause::Transport(TransportError::new(k, "x"));
+    assert_eq!(t(TransportErrorKind::Timeout).code(), "TIMEOUT");
+    assert_eq!(t(TransportErrorKind::Connect).code(), "NETWORK");
+    assert_eq!(ErrorCause::NoServices.code(), "NETWORK");
+    assert_eq!(ErrorCause::Unauthorized.code(), "UNAUTHORIZED");
+    assert_eq!(ErrorCause::NotFound.code(), "NOT_FOUND");
+    assert_eq!(ErrorCause::Cache("x".into()).code(), "CACHE");
+    assert_eq!(ErrorCause::Status(500).code(), "BAD_RESPONSE");
+    assert_eq!(ErrorCause::Parse("x".into()).code(), "BAD_RESPONSE");
+    assert_eq!(ErrorCause::StaleRelease("k".into()).code(), "BAD_RESPONSE");
+}

@@ -2,7 +2,7 @@
 
 use apolloconf_core::{
     ChangeKind, Client, ClientError, Counter, ErrorCause, Event, Metrics, Namespace, RequestKind,
-    Source, Status, TransportErrorKind,
+    Source, Status,
 };
 use serde_json::{Map, Value, json};
 
@@ -42,21 +42,9 @@ fn request(r: &RequestKind) -> &'static str {
     }
 }
 
-/// The error code of the npm package (`ApolloError.code`).
-fn code(c: &ErrorCause) -> &'static str {
-    match c {
-        ErrorCause::Transport(t) if t.kind == TransportErrorKind::Timeout => "TIMEOUT",
-        ErrorCause::Transport(_) | ErrorCause::NoServices => "NETWORK",
-        ErrorCause::Unauthorized => "UNAUTHORIZED",
-        ErrorCause::NotFound => "NOT_FOUND",
-        ErrorCause::Cache(_) => "CACHE",
-        _ => "BAD_RESPONSE",
-    }
-}
-
 fn error(e: &ClientError) -> Value {
     json!({
-        "code": code(&e.cause),
+        "code": e.cause.code(),
         "message": e.to_string(),
         "namespace": e.namespace,
         "request": e.request.as_ref().map(request),

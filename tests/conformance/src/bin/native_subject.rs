@@ -8,10 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use apolloconf::{
-    ChangeKind, Client, ClientError, Counter, Env, ErrorCause, Event, Metrics, Source, Status,
-    Timing,
+    ChangeKind, Client, ClientError, Counter, Env, Event, Metrics, Source, Status, Timing,
 };
-use apolloconf_core::TransportErrorKind;
 use serde_json::{Map, Value, json};
 
 /// Writes whole lines to stdout from any thread.
@@ -27,20 +25,9 @@ impl Out {
     }
 }
 
-fn error_code(cause: &ErrorCause) -> &'static str {
-    match cause {
-        ErrorCause::Transport(t) if t.kind == TransportErrorKind::Timeout => "TIMEOUT",
-        ErrorCause::Transport(_) | ErrorCause::NoServices => "NETWORK",
-        ErrorCause::Unauthorized => "UNAUTHORIZED",
-        ErrorCause::NotFound => "NOT_FOUND",
-        ErrorCause::Cache(_) => "CACHE",
-        _ => "BAD_RESPONSE",
-    }
-}
-
 fn error_json(e: &ClientError) -> Value {
     json!({
-        "code": error_code(&e.cause),
+        "code": e.cause.code(),
         "message": e.to_string(),
         "namespace": e.namespace,
     })
