@@ -95,7 +95,18 @@ pub fn play(scenario: &Value, cmd: &SubjectCmd) -> Outcome {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    let trace = std::env::var_os("APOLLOCONF_TRACE").is_some();
     for (i, step) in steps.iter().enumerate() {
+        if trace {
+            eprintln!(
+                "TRACE {} step[{i}] {}",
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis() % 100_000)
+                    .unwrap_or(0),
+                compact(step)
+            );
+        }
         if let Err(e) = run.step(step) {
             let diag = run
                 .subject
@@ -105,6 +116,9 @@ pub fn play(scenario: &Value, cmd: &SubjectCmd) -> Outcome {
             let log = run.request_tail(12);
             return Err(format!("steps[{i}] {}: {e}\n{diag}{log}", compact(step)));
         }
+    }
+    if trace {
+        eprintln!("{}", run.request_tail(40));
     }
     if let Some(s) = run.subject.as_mut() {
         // Scenarios normally end with "close"; a subject still running is stopped here.
@@ -145,6 +159,51 @@ impl Run {
         self.subject()?
             .call(cmd, Duration::from_millis(REPLY_MS))
             .and_then(ok_reply)
+    }
+
+    /// `"settled": true`: every discovery and `/configs` request the subject sent has been
+    /// answered (its own counters: sent = answers by status + transport errors), and some
+    /// instance holds a long poll. Scenarios wait for it before a fault or a publish whose
+    /// effect they assert, so that no request accepted earlier can carry the new release.
+    fn check_settled(&mut self) -> Result<(), Why> {
+        let r = self.call(json!({"cmd": "metrics"})).map_err(Fatal)?;
+        for kind in ["discovery", "configs"] {
+            let n = |f: &str| {
+                r.pointer(&format!("/metrics/{kind}/{f}"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+            };
+            // A parse error follows a 200 (counted as `ok` already): not an answer of its own.
+            let answered: u64 = [
+                "ok",
+                "notModified",
+                "notFound",
+                "unauthorized",
+                "otherStatus",
+                "transportError",
+            ]
+            .iter()
+            .map(|f| n(f))
+            .sum();
+            if n("sent") != answered {
+                return Err(Mismatch(format!(
+                    "{kind}: {} sent, {answered} answered (not settled)",
+                    n("sent")
+                )));
+            }
+        }
+        let mut held = 0;
+        for i in 0..self.servers.insts.len() {
+            if let Ok(a) = self.servers.admin(i) {
+                held += a.held_polls();
+            }
+        }
+        if held == 0 {
+            return Err(Mismatch(
+                "no instance holds a long poll (not settled)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The last `n` requests each live instance received (for failure reports).
@@ -464,6 +523,7 @@ impl Run {
             "metrics",
             "cacheFile",
             "heldPolls",
+            "settled",
             "exited",
             "note",
         ];
@@ -538,6 +598,9 @@ impl Run {
             if !count_ok(n, h) {
                 return Err(Mismatch(format!("instance {on} holds {n} polls, want {h}")));
             }
+        }
+        if c.get("settled").and_then(Value::as_bool) == Some(true) {
+            self.check_settled()?;
         }
         if let Some(x) = c.get("exited").and_then(Value::as_bool) {
             let e = self.subject().map_err(Fatal)?.exited();
