@@ -67,6 +67,12 @@ console.log('RESULT ' + JSON.stringify(r));
   }
   console.log(`node: Java-layout cache file written (${file})`);
   // CommonJS: require() of the ESM entry (Node >= 20.19 / 22.12 load ESM without top-level await).
+  // Older Node cannot require() an ES module at all (ERR_REQUIRE_ESM), as the README says.
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  if (!(major > 22 || (major === 22 && minor >= 12) || (major === 20 && minor >= 19))) {
+    console.log(`node (require): not checked on Node ${process.versions.node}: require() of ES modules needs 20.19+ or 22.12+`);
+    return true;
+  }
   writeFileSync(join(dir, 'test.cjs'), `const { ApolloClient } = require('apolloconf');
 (async () => {
   const [server, appId] = process.argv.slice(2);

