@@ -127,8 +127,16 @@ fn run_seed(seed: u64, totals: &mut Totals) {
             8 => {
                 let up = rng.chance(50);
                 h.sim.metas[0].up = up;
+                // Mostly quick answers; sometimes slow ones (1-3 s), so that fetches are
+                // still in flight when the next publish is notified (a fetch answers
+                // for the state it was served with, not for later notifications).
+                let slow = rng.chance(25);
                 for inst in h.sim.instances.iter_mut() {
-                    inst.latency_ms = 1 + rng.below(300);
+                    inst.latency_ms = if slow {
+                        1_000 + rng.below(2_000)
+                    } else {
+                        1 + rng.below(300)
+                    };
                 }
                 totals.faults += 1;
             }
@@ -145,6 +153,26 @@ fn run_seed(seed: u64, totals: &mut Totals) {
     h.sim.metas[0].up = true;
     // Long-poll back-off may sit at 120 s, plus one hold and the fetch back-off.
     h.run_for(4 * 60_000);
+    check(seed, &mut h, &mut version_seen, &mut events_checked, totals);
+    // A closing burst on a healthy but slow service: every namespace is published, and
+    // again 1.1 s later while the first fetch (served before the second publish) is still
+    // in flight. The second notification needs a fetch of its own; with the slow refresh
+    // nothing else would repair a lost update within the final two minutes.
+    for inst in h.sim.instances.iter_mut() {
+        inst.latency_ms = 1_500 + rng.below(1_500);
+    }
+    for round in 0..2 {
+        for n in &names {
+            if last_publish.get(n).is_none_or(|t| h.now >= t + 1_000) {
+                let v = values(&mut rng, n, h.now + round);
+                h.sim.publish(h.now, n, &v);
+                last_publish.insert(n, h.now);
+                totals.publishes += 1;
+            }
+        }
+        h.run_for(1_100);
+    }
+    h.run_for(2 * 60_000);
     check(seed, &mut h, &mut version_seen, &mut events_checked, totals);
     for n in &names {
         let want = h.sim.latest(n).map(|r| r.key.clone());
@@ -269,7 +297,7 @@ fn seeded_fault_simulation() {
     println!(
         "fault simulation: {} seeds, {} simulated minutes, {} loop turns, {} requests, {} events, {} publishes, {} faults, {} invariant checks, {:.1} s",
         totals.seeds,
-        totals.seeds * 24,
+        totals.seeds * 26,
         totals.turns,
         totals.requests,
         totals.events,

@@ -444,6 +444,58 @@ fn notification_id_advances_only_after_fetch_succeeds() {
     assert!(h.client.namespace("application").unwrap().notification_id() > before);
 }
 
+/// A fetch answers for the server's state when it was served, so it acknowledges only the
+/// notifications the client had when it sent it: a notification arriving while it is in
+/// flight (its answer may predate that publish) needs a fetch of its own.
+#[test]
+fn notification_during_a_fetch_in_flight_gets_its_own_fetch() {
+    let mut h = direct(1, &["application"], |s| {
+        s.publish(0, "application", &[("k", "v1")]);
+    });
+    h.run_for(5_000);
+    // Slow answers: a /configs sent now is served now (with what is published now) but
+    // answered 2 s later; a woken long poll is answered within 1 ms.
+    h.sim.instances[0].latency_ms = 2_000;
+    let t1 = h.now;
+    h.sim.publish(t1, "application", &[("k", "v2")]);
+    // The notification for v2 arrives, its fetch goes out and is in flight...
+    h.run_for(1_100);
+    let first = h
+        .requests_since(t1)
+        .into_iter()
+        .filter(|r| matches!(r.kind, RequestKind::Configs { .. }))
+        .count();
+    assert_eq!(first, 1, "one fetch in flight for the first notification");
+    // ...when v3 is published (release keys carry seconds: 1.1 s later) and notified.
+    let t2 = h.now;
+    let k3 = h.sim.publish(t2, "application", &[("k", "v3")]);
+    let m3 = h.sim.latest("application").unwrap().msg;
+    h.run_for(10_000);
+    // The first fetch was served before v3 existed (it answers v2): it must not count as
+    // the fetch for v3's notification.
+    assert_eq!(
+        h.value("application", "k").as_deref(),
+        Some("v3"),
+        "v3 is not lost"
+    );
+    let ns = h.client.namespace("application").unwrap();
+    assert_eq!(ns.release_key(), Some(k3.as_str()));
+    assert_eq!(ns.notification_id(), m3);
+    let later = h
+        .log
+        .iter()
+        .filter(|(at, r)| *at > t2 && matches!(r.kind, RequestKind::Configs { .. }))
+        .count();
+    assert!(later >= 1, "a fetch sent after the v3 notification");
+    // And no hot loop: the two notifications cost two or three fetches, not a storm.
+    let total = h
+        .requests_since(t1)
+        .into_iter()
+        .filter(|r| matches!(r.kind, RequestKind::Configs { .. }))
+        .count();
+    assert!(total <= 3, "{total} fetches for two publishes");
+}
+
 #[test]
 fn item_35_lagging_instance_304_after_notification_is_retried() {
     let mut h = direct(2, &["application"], |s| {
