@@ -257,7 +257,7 @@ async fn route(inst: &Arc<Instance>, method: &Method, segs: &[&str], body: &[u8]
             "heldPolls": inst.hub.held(),
             "lastMessageId": inst.store.last_message_id(),
             "paused": inst.is_paused(),
-            "url": format!("http://{}", inst.addr),
+            "url": inst.url(),
         })),
         ("POST", ["apps"]) => match parse::<AppReq>(body) {
             Ok(r) => match inst.store.create_app(&r.app_id) {

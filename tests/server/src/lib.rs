@@ -2,8 +2,8 @@
 //!
 //! It speaks the real wire protocol (long polls that are held and answered with 304,
 //! release keys, public namespaces, gray releases, access keys, Gson-exact JSON) over real
-//! HTTP on 127.0.0.1, and adds an admin API (`/__admin/...`, see the README) and the
-//! same operations as a blocking Rust API:
+//! HTTP (or https, see [`TestServerBuilder::tls`]) on 127.0.0.1, and adds an admin API
+//! (`/__admin/...`, see the README) and the same operations as a blocking Rust API:
 //!
 //! ```
 //! use apolloconf_testserver::TestServer;
@@ -32,6 +32,7 @@ pub mod props;
 mod server;
 mod state;
 mod store;
+mod tls;
 mod types;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -67,6 +68,7 @@ pub struct TestServerBuilder {
     config_services: Option<Vec<ServiceInstance>>,
     admin_services: Vec<ServiceInstance>,
     worker_threads: usize,
+    tls: Option<tls::TlsPem>,
 }
 
 impl Default for TestServerBuilder {
@@ -83,6 +85,7 @@ impl Default for TestServerBuilder {
             config_services: None,
             admin_services: Vec::new(),
             worker_threads: 2,
+            tls: None,
         }
     }
 }
@@ -159,8 +162,32 @@ impl TestServerBuilder {
         self
     }
 
+    /// Serve https instead of http: `cert_chain_pem` holds the server certificate
+    /// first, then any intermediates (PEM `CERTIFICATE` blocks); `private_key_pem` its
+    /// key (PKCS#8, PKCS#1 or SEC1 PEM). Everything else (long polls, the admin API,
+    /// faults, pause/resume) works the same over TLS; [`TestServer::url`] then starts
+    /// with `https://`, and so do the default `/services/config` entries. The PEM is
+    /// checked by [`start`](TestServerBuilder::start), which fails with
+    /// [`std::io::ErrorKind::InvalidInput`] when it cannot be used.
+    pub fn tls(
+        mut self,
+        cert_chain_pem: impl Into<Vec<u8>>,
+        private_key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls = Some(tls::TlsPem {
+            cert_chain: cert_chain_pem.into(),
+            private_key: private_key_pem.into(),
+        });
+        self
+    }
+
     /// Binds and starts serving on a background runtime.
+    ///
+    /// # Errors
+    /// The port cannot be bound, the data file cannot be read, or the TLS certificate
+    /// or key given to [`tls`](TestServerBuilder::tls) is unusable (`InvalidInput`).
     pub fn start(self) -> std::io::Result<TestServer> {
+        let acceptor = self.tls.as_ref().map(tls::acceptor).transpose()?;
         let store = match (self.store, &self.data_file) {
             (Some(s), _) => s,
             (None, Some(path)) => Store::with_data_file(path)?,
@@ -193,6 +220,7 @@ impl TestServerBuilder {
             self.static_dir,
             rt.handle().clone(),
             addr,
+            acceptor,
         );
         let stop = Arc::new(AtomicBool::new(false));
         let mut watcher = None;
@@ -238,7 +266,8 @@ impl TestServer {
         TestServerBuilder::default()
     }
 
-    /// `http://127.0.0.1:PORT` (no trailing slash).
+    /// `http://127.0.0.1:PORT` (no trailing slash); `https://` with
+    /// [`TestServerBuilder::tls`].
     pub fn url(&self) -> String {
         self.admin.url()
     }
@@ -318,9 +347,9 @@ where
 }
 
 impl Admin {
-    /// `http://HOST:PORT` of the instance.
+    /// `http://HOST:PORT` of the instance (`https://` when it serves TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.inst.addr)
+        self.inst.url()
     }
 
     /// Creates an app (and its `application` namespace); existing apps are fine.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use apolloconf_testserver::TestServer;
 
 const USAGE: &str = "usage: apolloconf-testserver [--port N] [--host ADDR] [--hold 60s|500ms] \
-[--data FILE] [--dir DIR] [--static DIR]";
+[--data FILE] [--dir DIR] [--static DIR] [--tls-cert FILE --tls-key FILE]";
 
 fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
@@ -32,6 +32,8 @@ fn fail(msg: &str) -> ! {
 
 fn main() {
     let mut builder = TestServer::builder();
+    let mut tls_cert: Option<PathBuf> = None;
+    let mut tls_key: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| {
@@ -54,12 +56,25 @@ fn main() {
             "--data" => builder = builder.data_file(PathBuf::from(value("--data"))),
             "--dir" => builder = builder.watch_dir(PathBuf::from(value("--dir"))),
             "--static" => builder = builder.static_dir(PathBuf::from(value("--static"))),
+            "--tls-cert" => tls_cert = Some(PathBuf::from(value("--tls-cert"))),
+            "--tls-key" => tls_key = Some(PathBuf::from(value("--tls-key"))),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return;
             }
             other => fail(&format!("unknown argument {other}")),
         }
+    }
+    match (tls_cert, tls_key) {
+        (None, None) => {}
+        (Some(cert), Some(key)) => {
+            let read = |path: &PathBuf| {
+                std::fs::read(path)
+                    .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())))
+            };
+            builder = builder.tls(read(&cert), read(&key));
+        }
+        _ => fail("--tls-cert and --tls-key go together"),
     }
     let server = builder
         .start()

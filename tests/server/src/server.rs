@@ -16,6 +16,7 @@ use hyper::{Method, Request};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::AbortHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::http_util::{
     JSON, Resp, TEXT, bad_request, json, param, parse_query, path_decode, reply, spring_error,
@@ -67,6 +68,8 @@ pub(crate) struct Instance {
     pub log: Mutex<Vec<RecordedRequest>>,
     pub rt: tokio::runtime::Handle,
     pub addr: SocketAddr,
+    /// Set when the instance serves https.
+    tls: Option<TlsAcceptor>,
     ctl: Mutex<ListenerCtl>,
     conns: Mutex<HashMap<u64, AbortHandle>>,
     next_conn: AtomicU64,
@@ -90,6 +93,7 @@ impl Instance {
         static_dir: Option<PathBuf>,
         rt: tokio::runtime::Handle,
         addr: SocketAddr,
+        tls: Option<TlsAcceptor>,
     ) -> Arc<Instance> {
         let inst = Arc::new(Instance {
             store,
@@ -101,12 +105,23 @@ impl Instance {
             log: Mutex::new(Vec::new()),
             rt,
             addr,
+            tls,
             ctl: Mutex::new(ListenerCtl::default()),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
         });
         inst.store.attach(&inst);
         inst
+    }
+
+    /// `http` or `https`.
+    pub(crate) fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// `SCHEME://HOST:PORT` (no trailing slash).
+    pub(crate) fn url(&self) -> String {
+        format!("{}://{}", self.scheme(), self.addr)
     }
 
     /// Starts accepting on an already bound listener.
@@ -132,15 +147,19 @@ impl Instance {
             let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
             let me = self.clone();
             let task = self.rt.spawn(async move {
-                let inst = me.clone();
-                let svc = service_fn(move |req| {
-                    let inst = inst.clone();
-                    async move { handle(inst, req, remote).await }
-                });
-                let _ = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                match me.tls.clone() {
+                    None => serve_connection(me.clone(), stream, remote).await,
+                    Some(acceptor) => {
+                        // The handshake runs inside the connection's task, so pause and
+                        // shutdown abort a half-open handshake like any connection.
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                        {
+                            Ok(Ok(tls)) => serve_connection(me.clone(), tls, remote).await,
+                            Ok(Err(e)) => log::debug!("tls handshake with {remote} failed: {e}"),
+                            Err(_) => log::debug!("tls handshake with {remote} timed out"),
+                        }
+                    }
+                }
                 lock(&me.conns).remove(&id);
             });
             let mut conns = lock(&self.conns);
@@ -257,17 +276,30 @@ impl Instance {
         lock(&self.settings)
             .config_services
             .clone()
-            .unwrap_or_else(|| {
-                vec![ServiceInstance::config_service(&format!(
-                    "http://{}/",
-                    self.addr
-                ))]
-            })
+            .unwrap_or_else(|| vec![ServiceInstance::config_service(&format!("{}/", self.url()))])
     }
 
     pub(crate) fn shutdown(&self) {
         self.begin_pause();
     }
+}
+
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves HTTP/1.1 on one accepted connection (plain TCP or TLS) until it closes.
+async fn serve_connection<S>(inst: Arc<Instance>, io: S, remote: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let inst = inst.clone();
+        async move { handle(inst, req, remote).await }
+    });
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
 }
 
 fn endpoint_kind(path: &str) -> &'static str {

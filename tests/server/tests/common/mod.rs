@@ -80,7 +80,12 @@ pub fn try_request(
     s.write_all(&bytes)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    let end = find(&raw, b"\r\n\r\n").ok_or_else(|| {
+    parse_response(&raw)
+}
+
+/// Parses a complete HTTP/1.1 response (head and body, chunked or not).
+pub fn parse_response(raw: &[u8]) -> std::io::Result<Resp> {
+    let end = find(raw, b"\r\n\r\n").ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no response head")
     })?;
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
