@@ -50,6 +50,32 @@
 //! `apollo.cacheDir`) are consulted after the current ones. Tests inject the environment
 //! with [`ClientBuilder::environment`] and [`Env::from_map`].
 //!
+//! # https
+//!
+//! Meta servers and config services may be `https://` URLs (discovery may hand out
+//! `https://` services too). Certificates are verified against the public (Mozilla)
+//! roots bundled with the client. A server whose certificate is signed by a private
+//! (company) CA needs that CA:
+//!
+//! ```no_run
+//! let client = apolloconf::Client::builder()
+//!     .app_id("SampleApp")
+//!     .config_service("https://apollo.corp.example:8443")
+//!     .tls_root_file("/etc/corp/ca.pem")      // or .tls_root_pem(bytes); repeatable
+//!     .build()?;
+//! # Ok::<(), apolloconf::Error>(())
+//! ```
+//!
+//! Extra roots are added to the public ones, never replace them. Unusable PEM is an
+//! [`Error::TlsRoot`] from [`build`](ClientBuilder::build). A certificate the client
+//! does not trust (unknown issuer, another host name, expired) is not a build error: like
+//! any connection failure it is retried, and reported as an [`Event::Error`] and in
+//! [`Metrics::last_error`] with an [`ErrorCause::Transport`] of kind `Connect` whose
+//! message starts with `TLS error:` and keeps rustls' description (for example
+//! `invalid peer certificate: UnknownIssuer`). With the `platform-verifier` feature,
+//! `ClientBuilder::tls_platform_verifier` uses the operating system's verifier and trust
+//! store instead.
+//!
 //! # Cache
 //!
 //! Files are the Java client's: `{cacheDir}/{appId}/config-cache/{appId}+{cluster}+{namespace}.properties`,
@@ -137,6 +163,17 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// An extra root certificate given to [`ClientBuilder::tls_root_pem`] or
+    /// [`ClientBuilder::tls_root_file`] cannot be used: the file cannot be read, the PEM
+    /// is malformed or holds no certificate, or a certificate does not parse.
+    #[error("unusable TLS root certificate ({origin}): {message}")]
+    TlsRoot {
+        /// Which input: `PEM #N given to tls_root_pem` (N counts its calls from 1) or
+        /// `file PATH`.
+        origin: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -160,6 +197,7 @@ pub struct ClientBuilder {
     timing: Timing,
     startup_timeout: Duration,
     sinks: Vec<Sender<Event>>,
+    tls: http::TlsOptions,
 }
 
 impl Default for ClientBuilder {
@@ -173,6 +211,7 @@ impl Default for ClientBuilder {
             timing: Timing::default(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             sinks: Vec::new(),
+            tls: http::TlsOptions::default(),
         }
     }
 }
@@ -272,6 +311,48 @@ impl ClientBuilder {
         self
     }
 
+    /// Also trust the root certificate(s) in `pem` for `https` servers: typically the
+    /// private CA that signed a company's Apollo certificates. `pem` holds one or more
+    /// `-----BEGIN CERTIFICATE-----` blocks (a CA bundle works; other blocks are ignored).
+    /// Call it again for more roots.
+    ///
+    /// The roots are added to the public (Mozilla) roots the client trusts by default, so
+    /// servers with public certificates keep working. Certificates are verified as
+    /// usual: they must be valid now and name the host of the URL (an `https://IP` URL
+    /// needs the IP in the certificate's subject alternative names).
+    ///
+    /// The PEM is checked by [`build`](ClientBuilder::build), which fails with
+    /// [`Error::TlsRoot`] when it holds no certificate or a certificate does not parse.
+    pub fn tls_root_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        let n = 1 + self
+            .tls
+            .roots
+            .iter()
+            .filter(|r| matches!(r, http::RootSource::Pem(..)))
+            .count();
+        self.tls.roots.push(http::RootSource::Pem(n, pem.into()));
+        self
+    }
+
+    /// Like [`tls_root_pem`](ClientBuilder::tls_root_pem), with the PEM read from a file
+    /// when the client is built (an unreadable file is an [`Error::TlsRoot`]). Call it
+    /// again for more files.
+    pub fn tls_root_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.roots.push(http::RootSource::File(path.into()));
+        self
+    }
+
+    /// Verify server certificates with the operating system's verifier and trust store
+    /// (where a company usually installs its CA) instead of the bundled public roots.
+    /// It cannot be combined with [`tls_root_pem`](ClientBuilder::tls_root_pem) or
+    /// [`tls_root_file`](ClientBuilder::tls_root_file): [`build`](ClientBuilder::build)
+    /// then fails with [`Error::TlsRoot`]. Needs the `platform-verifier` feature.
+    #[cfg(feature = "platform-verifier")]
+    pub fn tls_platform_verifier(mut self, enabled: bool) -> Self {
+        self.tls.platform_verifier = enabled;
+        self
+    }
+
     /// Receive every event from the very start (including cache problems found while
     /// starting); the same stream as [`Client::events`].
     pub fn event_sink(mut self, sink: Sender<Event>) -> Self {
@@ -292,9 +373,11 @@ impl ClientBuilder {
     ///
     /// # Errors
     /// A typed [`Error`] for settings that cannot work: no app id, no server, an invalid
-    /// URL or name (as [`Error::Config`]).
+    /// URL or name (as [`Error::Config`]), an unusable extra TLS root
+    /// ([`Error::TlsRoot`]).
     pub fn build(self) -> Result<Client, Error> {
         let resolved = self.resolve()?;
+        let agent = http::agent(&self.tls)?;
         let servers = resolved.servers.clone().ok_or_else(|| Error::NoServers {
             server_properties: resolved.server_properties.clone(),
         })?;
@@ -367,7 +450,7 @@ impl ClientBuilder {
             rx,
             tx: tx.clone(),
             shared: shared.clone(),
-            agent: http::agent(),
+            agent,
             cache,
             clock,
             dispatch: dtx,
