@@ -71,6 +71,16 @@ struct Common {
     /// Do not read or write the local cache
     #[arg(long, global = true)]
     no_cache: bool,
+    /// Also trust the CA certificate(s) in this PEM file for https servers, e.g. a
+    /// company's private CA (repeatable, or a comma-separated list; the public CAs stay
+    /// trusted)
+    #[arg(
+        long = "ca-file",
+        global = true,
+        value_name = "FILE[,FILE]",
+        value_delimiter = ','
+    )]
+    ca_files: Vec<PathBuf>,
     /// Output format
     #[arg(long, short = 'f', global = true, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -229,6 +239,9 @@ fn builder(c: &Common) -> ClientBuilder {
     if let Some(v) = &c.cache_dir {
         b = b.cache_dir(v.clone());
     }
+    for file in &c.ca_files {
+        b = b.tls_root_file(file.clone());
+    }
     let timeout = if c.timeout.is_finite() && c.timeout >= 0.0 {
         c.timeout
     } else {
@@ -274,14 +287,20 @@ fn check_loaded(client: &Client, strict_missing: bool) -> Result<(), Fail> {
             Some(apolloconf::ServerSource::ConfigService(c)) => format!("config service {c}"),
             None => "no server".to_string(),
         };
-        let cause = client
-            .metrics()
-            .last_error
-            .map(|e| format!(": {e}"))
-            .unwrap_or_default();
+        let last = client.metrics().last_error;
+        let cause = last.as_ref().map(|e| format!(": {e}")).unwrap_or_default();
+        let tls = last.is_some_and(|e| {
+            matches!(&e.cause, apolloconf::ErrorCause::Transport(t) if t.message.starts_with("TLS error"))
+        });
+        let hint = if tls {
+            "Check the server's https certificate: it must name the host of the URL and be \
+             signed by a trusted CA; trust a private CA with --ca-file FILE."
+        } else {
+            "Check that the server is running and --meta/--config-service (or \
+             APOLLO_META/APOLLO_CONFIG_SERVICE) point at it, or raise --timeout."
+        };
         return Err(Fail::usage(format!(
-            "could not load {} from {servers}{cause}\nCheck that the server is running and \
-             --meta/--config-service (or APOLLO_META/APOLLO_CONFIG_SERVICE) point at it, or raise --timeout.",
+            "could not load {} from {servers}{cause}\n{hint}",
             unreachable.join(", ")
         )));
     }

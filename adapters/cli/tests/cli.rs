@@ -496,3 +496,91 @@ fn watch_table_view_for_people() {
     );
     interrupt(&mut child);
 }
+
+/// A throwaway CA (unique name) and a server certificate it signed for `names`, as PEM:
+/// (CA, certificate, key).
+fn test_pki(names: &[&str]) -> (String, String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SERIAL: AtomicUsize = AtomicUsize::new(0);
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+    ca.distinguished_name.push(
+        DnType::CommonName,
+        format!("apolloconf cli test CA {} {n}", std::process::id()),
+    );
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut leaf = CertificateParams::new(names.clone()).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, &names[0]);
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn get_over_https_with_ca_file() {
+    let (ca, cert, key) = test_pki(&["127.0.0.1", "localhost"]);
+    let (other_ca, _, _) = test_pki(&["127.0.0.1"]);
+    let s = TestServer::builder().tls(cert, key).start().unwrap();
+    s.admin()
+        .publish(APP, "default", "application", [("timeout", "100")])
+        .unwrap();
+    assert!(s.url().starts_with("https://"));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    let other_file = dir.path().join("other.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    std::fs::write(&other_file, other_ca).unwrap();
+    let ca_arg = ca_file.to_str().unwrap();
+    let other_arg = other_file.to_str().unwrap();
+
+    // Repeated and comma-separated --ca-file both work.
+    let o = run(
+        &[
+            "get",
+            "timeout",
+            "--ca-file",
+            other_arg,
+            "--ca-file",
+            ca_arg,
+        ],
+        &s.url(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(stdout(&o).trim(), "timeout  100");
+    let list = format!("{other_arg},{ca_arg}");
+    let o = run(&["get", "timeout", "--ca-file", &list], &s.url());
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(stdout(&o).trim(), "timeout  100");
+
+    // Without the CA: a connection error that says it is about the certificate.
+    let o = run(&["get", "timeout", "--timeout", "3"], &s.url());
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("TLS error") && err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    assert!(err.contains("--ca-file"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // An unusable CA file is a usage error naming the file.
+    let o = run(
+        &["get", "timeout", "--ca-file", "/nonexistent/ca.pem"],
+        &s.url(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+
+    // --help documents the option.
+    let o = cmd().arg("--help").output().unwrap();
+    assert!(stdout(&o).contains("--ca-file"));
+}
