@@ -497,31 +497,11 @@ fn watch_table_view_for_people() {
     interrupt(&mut child);
 }
 
-/// A throwaway CA (unique name) and a server certificate it signed for `names`, as PEM:
+/// A throwaway CA and a server certificate it signed for `names`, as PEM:
 /// (CA, certificate, key).
 fn test_pki(names: &[&str]) -> (String, String, String) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose,
-    };
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static SERIAL: AtomicUsize = AtomicUsize::new(0);
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let n = SERIAL.fetch_add(1, Ordering::Relaxed);
-    ca.distinguished_name.push(
-        DnType::CommonName,
-        format!("apolloconf cli test CA {} {n}", std::process::id()),
-    );
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let mut leaf = CertificateParams::new(names.clone()).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, &names[0]);
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = KeyPair::generate().unwrap();
-    let cert = leaf.signed_by(&key, &ca).unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
+    let p = apolloconf_testserver::TestPki::generate(names).expect("test certificates");
+    (p.ca_pem, p.cert_pem, p.key_pem)
 }
 
 #[test]

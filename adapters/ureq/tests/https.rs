@@ -5,53 +5,21 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use apolloconf::{ClientError, Error, ErrorCause, Event, Interest};
 use apolloconf_core::TransportErrorKind;
-use apolloconf_testserver::TestServer;
+use apolloconf_testserver::{TestPki, TestServer};
 use common::*;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 
-/// A throwaway CA and a server certificate it signed.
-struct Pki {
-    ca_pem: String,
-    cert_pem: String,
-    key_pem: String,
-}
-
-fn pki(names: &[&str]) -> Pki {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // Unique names, so a client trusting another test CA sees an unknown issuer.
-    static SERIAL: AtomicUsize = AtomicUsize::new(0);
-    let n = SERIAL.fetch_add(1, Ordering::Relaxed);
-    ca.distinguished_name.push(
-        DnType::CommonName,
-        format!("apolloconf test CA {} {n}", std::process::id()),
-    );
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("ca key")).expect("ca");
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let mut leaf = CertificateParams::new(names.clone()).expect("leaf params");
-    leaf.distinguished_name.push(DnType::CommonName, &names[0]);
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = KeyPair::generate().expect("leaf key");
-    let cert = leaf.signed_by(&key, &ca).expect("leaf");
-    Pki {
-        ca_pem: ca.pem(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    }
+/// A throwaway CA and a server certificate it signed for `names`.
+fn pki(names: &[&str]) -> TestPki {
+    TestPki::generate(names).expect("test certificates")
 }
 
 /// An https server (60 s hold, as the real one) with the sample app published.
-fn https_server(p: &Pki) -> TestServer {
+fn https_server(p: &TestPki) -> TestServer {
     let s = TestServer::builder()
         .tls(p.cert_pem.clone(), p.key_pem.clone())
         .start()

@@ -44,6 +44,7 @@ use std::time::Duration;
 
 pub use server::signature;
 pub use store::{AdminError, Items, Store};
+pub use tls::TestPki;
 pub use types::{
     AccessKey, AccessKeyMode, Endpoint, Fault, FaultAction, Format, GrayRule, RecordedRequest,
     Release, ServiceInstance, Switches,

@@ -57,3 +57,65 @@ pub(crate) fn acceptor(pem: &TlsPem) -> std::io::Result<TlsAcceptor> {
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+/// A throwaway certificate authority and a server certificate it signed, all PEM, for
+/// https tests: start a server with `TestServer::builder().tls(pki.cert_pem.clone(),
+/// pki.key_pem.clone())` and make the client trust `ca_pem`.
+#[derive(Clone)]
+pub struct TestPki {
+    /// The CA's certificate: what a client must trust.
+    pub ca_pem: String,
+    /// The server certificate, signed by the CA.
+    pub cert_pem: String,
+    /// The server certificate's private key.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for TestPki {
+    /// The key is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestPki").finish_non_exhaustive()
+    }
+}
+
+impl TestPki {
+    /// A new CA with a unique name (so a client trusting another test CA sees an unknown
+    /// issuer, not a bad signature) and a server certificate for `names` (IP addresses or
+    /// DNS names, e.g. `["127.0.0.1", "localhost"]`; the first is also the common name).
+    pub fn generate(names: &[&str]) -> Result<TestPki, Error> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+            IsCa, KeyPair, KeyUsagePurpose,
+        };
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static SERIAL: AtomicUsize = AtomicUsize::new(0);
+        let bad = |e: rcgen::Error| Error::new(ErrorKind::InvalidInput, e.to_string());
+        let Some(first) = names.first() else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "a server certificate needs at least one name",
+            ));
+        };
+        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(bad)?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+        ca.distinguished_name.push(
+            DnType::CommonName,
+            format!("apolloconf test CA {} {n}", std::process::id()),
+        );
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca =
+            CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(bad)?).map_err(bad)?;
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut leaf = CertificateParams::new(names).map_err(bad)?;
+        leaf.distinguished_name.push(DnType::CommonName, *first);
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().map_err(bad)?;
+        let cert = leaf.signed_by(&key, &ca).map_err(bad)?;
+        Ok(TestPki {
+            ca_pem: ca.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}

@@ -9,54 +9,21 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use apolloconf_testserver::{Endpoint, Fault, FaultAction, TestServer};
+use apolloconf_testserver::{Endpoint, Fault, FaultAction, TestPki, TestServer};
 use common::*;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 /// A throwaway CA and a server certificate it signed for `names`.
-struct Pki {
-    ca_pem: String,
-    cert_pem: String,
-    key_pem: String,
+fn pki(names: &[&str]) -> TestPki {
+    TestPki::generate(names).expect("test certificates")
 }
 
-fn pki(names: &[&str]) -> Pki {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // Unique names: a client that trusts another test CA must not mistake it for the
-    // issuer (it would report a bad signature instead of an unknown issuer).
-    static SERIAL: AtomicUsize = AtomicUsize::new(0);
-    let n = SERIAL.fetch_add(1, Ordering::Relaxed);
-    ca.distinguished_name.push(
-        DnType::CommonName,
-        format!("apolloconf test CA {} {n}", std::process::id()),
-    );
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("ca key")).expect("ca");
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let mut leaf = CertificateParams::new(names.clone()).expect("leaf params");
-    leaf.distinguished_name.push(DnType::CommonName, &names[0]);
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = KeyPair::generate().expect("leaf key");
-    let cert = leaf.signed_by(&key, &ca).expect("leaf");
-    Pki {
-        ca_pem: ca.pem(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    }
-}
-
-fn tls_server(p: &Pki, hold: Duration) -> TestServer {
+fn tls_server(p: &TestPki, hold: Duration) -> TestServer {
     TestServer::builder()
         .hold(hold)
         .tls(p.cert_pem.clone(), p.key_pem.clone())
