@@ -79,6 +79,10 @@ pub enum TransportErrorKind {
     Io,
     /// The answer was larger than the host accepts.
     TooLarge,
+    /// The TLS handshake failed: a certificate that is not trusted, has expired or was
+    /// issued for another name, or no protocol version in common. Handled like a failed
+    /// connect (the next instance is tried, with back-off).
+    Tls,
     /// Anything else.
     Other,
 }

@@ -1595,6 +1595,7 @@ fn error_causes_map_to_host_codes() {
     let t = |k| ErrorCause::Transport(TransportError::new(k, "x"));
     assert_eq!(t(TransportErrorKind::Timeout).code(), "TIMEOUT");
     assert_eq!(t(TransportErrorKind::Connect).code(), "NETWORK");
+    assert_eq!(t(TransportErrorKind::Tls).code(), "NETWORK");
     assert_eq!(ErrorCause::NoServices.code(), "NETWORK");
     assert_eq!(ErrorCause::Unauthorized.code(), "UNAUTHORIZED");
     assert_eq!(ErrorCause::NotFound.code(), "NOT_FOUND");

@@ -290,7 +290,7 @@ fn check_loaded(client: &Client, strict_missing: bool) -> Result<(), Fail> {
         let last = client.metrics().last_error;
         let cause = last.as_ref().map(|e| format!(": {e}")).unwrap_or_default();
         let tls = last.is_some_and(|e| {
-            matches!(&e.cause, apolloconf::ErrorCause::Transport(t) if t.message.starts_with("TLS error"))
+            matches!(&e.cause, apolloconf::ErrorCause::Transport(t) if t.kind == apolloconf::TransportErrorKind::Tls)
         });
         let hint = if tls {
             "Check the server's https certificate: it must name the host of the URL and be \

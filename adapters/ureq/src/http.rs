@@ -160,14 +160,14 @@ fn describe_tls(e: &rustls::Error) -> String {
 }
 
 /// The kind the core sees. A TLS failure while the request is being sent (the handshake:
-/// an untrusted certificate, a wrong host name, no common protocol) means no usable
-/// connection to the server was made, so it is a `Connect` failure, retried like a
-/// refused connection; one while the answer is read is `Io`. Either way the message
+/// an untrusted certificate, a wrong host name, no common protocol) is `Tls`: no usable
+/// connection to the server was made, and the core retries it like a refused connection;
+/// one while the answer is read is `Io`. Either way the message
 /// starts with `TLS error:` and keeps rustls' description.
 fn classify(e: &ureq::Error, sending: bool) -> TransportErrorKind {
     if tls_failure(e).is_some() {
         return if sending {
-            TransportErrorKind::Connect
+            TransportErrorKind::Tls
         } else {
             TransportErrorKind::Io
         };

@@ -70,7 +70,7 @@
 //! [`Error::TlsRoot`] from [`build`](ClientBuilder::build). A certificate the client
 //! does not trust (unknown issuer, another host name, expired) is not a build error: like
 //! any connection failure it is retried, and reported as an [`Event::Error`] and in
-//! [`Metrics::last_error`] with an [`ErrorCause::Transport`] of kind `Connect` whose
+//! [`Metrics::last_error`] with an [`ErrorCause::Transport`] of kind `Tls` whose
 //! message starts with `TLS error:` and keeps rustls' description (for example
 //! `invalid peer certificate: UnknownIssuer`). With the `platform-verifier` feature,
 //! `ClientBuilder::tls_platform_verifier` uses the operating system's verifier and trust
@@ -115,7 +115,7 @@ use std::time::Duration;
 
 pub use apolloconf_core::{
     Change, ChangeEvent, ChangeKind, ClientError, ConfigError, Counter, ErrorCause, Event, Format,
-    Interest, Source, Status, Timing,
+    Interest, Source, Status, Timing, TransportError, TransportErrorKind,
 };
 use serde::de::DeserializeOwned;
 

@@ -153,14 +153,14 @@ fn https_without_the_ca_fails_with_an_unknown_issuer_error() {
     let server = https_server(&p);
     // Only the public roots.
     let (kind, message) = tls_failure(&server, None);
-    assert_eq!(kind, TransportErrorKind::Connect, "{message}");
+    assert_eq!(kind, TransportErrorKind::Tls, "{message}");
     assert!(message.starts_with("TLS error: "), "{message}");
     assert!(message.contains("UnknownIssuer"), "{message}");
     assert!(message.contains("tls_root_pem"), "a hint: {message}");
     // Another private CA is no better.
     let other = pki(&["127.0.0.1"]);
     let (kind, message) = tls_failure(&server, Some(&other.ca_pem));
-    assert_eq!(kind, TransportErrorKind::Connect, "{message}");
+    assert_eq!(kind, TransportErrorKind::Tls, "{message}");
     assert!(message.contains("UnknownIssuer"), "{message}");
 }
 
@@ -169,7 +169,7 @@ fn https_certificate_for_another_name_fails() {
     let p = pki(&["apollo.example.com"]);
     let server = https_server(&p);
     let (kind, message) = tls_failure(&server, Some(&p.ca_pem));
-    assert_eq!(kind, TransportErrorKind::Connect, "{message}");
+    assert_eq!(kind, TransportErrorKind::Tls, "{message}");
     assert!(message.starts_with("TLS error: "), "{message}");
     assert!(message.contains("not valid for name"), "{message}");
     assert!(message.contains("127.0.0.1"), "{message}");
@@ -245,7 +245,7 @@ fn platform_verifier_does_not_trust_a_private_ca_and_excludes_extra_roots() {
     let ErrorCause::Transport(t) = &err.cause else {
         unreachable!("checked by first_transport_error")
     };
-    assert_eq!(t.kind, TransportErrorKind::Connect, "{err}");
+    assert_eq!(t.kind, TransportErrorKind::Tls, "{err}");
     assert!(t.message.starts_with("TLS error: "), "{err}");
     assert_eq!(client.get("timeout"), None);
     client.close();
