@@ -3,46 +3,27 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use apolloconf_testserver::TestServer;
 use common::*;
 
 struct Proc {
-    child: Child,
+    _bin: Binary,
     addr: SocketAddr,
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(args: &[&str]) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_apolloconf-testserver"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    let url = line
-        .trim_end()
-        .strip_prefix("listening http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    assert!(line.starts_with("listening http://127.0.0.1:"));
-    Proc {
-        child,
-        addr: url.parse().expect("addr"),
-    }
+    let bin = Binary::start(args);
+    let line = &bin.first_line;
+    assert!(
+        line.starts_with("listening http://127.0.0.1:"),
+        "unexpected first line {line:?}"
+    );
+    let addr = bin.addr("http").expect("addr");
+    Proc { _bin: bin, addr }
 }
 
 fn tmp(name: &str) -> PathBuf {

@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -245,22 +245,18 @@ fn binary_serves_https_with_tls_flags() {
     std::fs::write(&key, &p.key_pem).expect("write key");
     let bin = env!("CARGO_BIN_EXE_apolloconf-testserver");
 
-    let mut child = Command::new(bin)
-        .args(["--port", "0", "--hold", "300ms", "--tls-cert"])
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    let addr: Option<SocketAddr> = line
-        .trim_end()
-        .strip_prefix("listening https://")
-        .and_then(|a| a.parse().ok());
+    let server = Binary::start([
+        "--port".as_ref(),
+        "0".as_ref(),
+        "--hold".as_ref(),
+        "300ms".as_ref(),
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        key.as_os_str(),
+    ]);
+    let line = server.first_line.clone();
+    let addr = server.addr("https");
     let result = addr.map(|addr| {
         let published = https(
             addr,
@@ -273,8 +269,7 @@ fn binary_serves_https_with_tls_flags() {
         let got = https(addr, &p.ca_pem, "localhost", "GET", CONFIGS, None);
         (published, got)
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert!(line.starts_with("listening https://127.0.0.1:"), "{line:?}");
     let (published, got) = result.expect("address");
     assert_eq!(published.expect("publish").status, 200);

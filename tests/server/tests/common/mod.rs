@@ -182,3 +182,45 @@ pub fn server(hold_ms: u64) -> TestServer {
         .start()
         .expect("server starts")
 }
+
+/// The `apolloconf-testserver` binary started with some arguments; killed when dropped.
+pub struct Binary {
+    pub child: std::process::Child,
+    /// The first line it printed (`listening http://127.0.0.1:PORT` when it started).
+    pub first_line: String,
+}
+
+impl Binary {
+    pub fn start<I, S>(args: I) -> Binary
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apolloconf-testserver"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut first_line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first_line)
+            .expect("read");
+        Binary { child, first_line }
+    }
+
+    /// The address after `listening {scheme}://` on the first line.
+    pub fn addr(&self, scheme: &str) -> Option<SocketAddr> {
+        self.first_line
+            .trim_end()
+            .strip_prefix(&format!("listening {scheme}://"))
+            .and_then(|a| a.parse().ok())
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
