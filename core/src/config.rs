@@ -165,6 +165,7 @@ impl Config {
     /// unless namespaces are given).
     pub fn builder(app_id: impl Into<String>) -> ConfigBuilder {
         ConfigBuilder {
+            cluster: None,
             config: Config {
                 app_id: app_id.into(),
                 cluster: String::from("default"),
@@ -247,6 +248,21 @@ impl core::fmt::Debug for Config {
 #[derive(Debug, Clone)]
 pub struct ConfigBuilder {
     config: Config,
+    /// The cluster as given (the data center stands in for it when absent).
+    cluster: Option<String>,
+}
+
+/// The cluster a client uses: `cluster` when given (and not blank), else the data center
+/// (a client in data center `dc1` reads cluster `dc1` first, falling back to `default`
+/// on the server), else `default` (docs/protocol.md#clusters-and-data-centers).
+pub fn effective_cluster(cluster: Option<&str>, data_center: Option<&str>) -> String {
+    [cluster, data_center]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|v| !v.is_empty())
+        .unwrap_or("default")
+        .to_string()
 }
 
 fn split_list(list: &str) -> Vec<String> {
@@ -262,12 +278,14 @@ fn non_empty(s: String) -> Option<String> {
 }
 
 impl ConfigBuilder {
-    /// The cluster (default `default`).
+    /// The cluster (default: the data center when one is set, else `default`; see
+    /// [`effective_cluster`]). A blank value counts as not given.
     pub fn cluster(mut self, cluster: impl Into<String>) -> Self {
-        self.config.cluster = cluster.into();
+        self.cluster = Some(cluster.into());
         self
     }
-    /// The data center (IDC) used for cluster fallback and watch keys.
+    /// The data center (IDC) used for cluster fallback and watch keys; it is also the
+    /// cluster when none is given.
     pub fn data_center(mut self, idc: impl Into<String>) -> Self {
         self.config.data_center = non_empty(idc.into());
         self
@@ -340,6 +358,7 @@ impl ConfigBuilder {
     /// Finish; validation happens in `Client::new`.
     pub fn build(self) -> Config {
         let mut c = self.config;
+        c.cluster = effective_cluster(self.cluster.as_deref(), c.data_center.as_deref());
         if c.namespaces.is_empty() {
             c.namespaces.push(String::from("application"));
         }

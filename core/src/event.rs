@@ -19,6 +19,17 @@ pub enum Source {
     Server,
 }
 
+impl Source {
+    /// `none`, `cache` or `server`: the spelling every host shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::None => "none",
+            Source::Cache => "cache",
+            Source::Server => "server",
+        }
+    }
+}
+
 /// The kind of a change of one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -38,6 +49,16 @@ impl ChangeKind {
             ChangeKind::Added => "added",
             ChangeKind::Modified => "modified",
             ChangeKind::Deleted => "deleted",
+        }
+    }
+
+    /// `ADDED`, `MODIFIED` or `DELETED`: the Java client's `PropertyChangeType` names, as
+    /// the JavaScript API spells change types.
+    pub fn java_name(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "ADDED",
+            ChangeKind::Modified => "MODIFIED",
+            ChangeKind::Deleted => "DELETED",
         }
     }
 }
@@ -102,11 +123,13 @@ pub fn diff(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> V
     out
 }
 
-/// Which keys a listener cares about: exact keys and key prefixes; empty means all.
+/// Which changes a listener cares about: exact keys and key prefixes (none: every key),
+/// optionally of one namespace only.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Interest {
     keys: Vec<String>,
     prefixes: Vec<String>,
+    namespace: Option<String>,
 }
 
 impl Interest {
@@ -124,25 +147,47 @@ impl Interest {
         self.prefixes.extend(prefixes.into_iter().map(Into::into));
         self
     }
-    /// Whether this is interest in everything.
-    pub fn is_all(&self) -> bool {
-        self.keys.is_empty() && self.prefixes.is_empty()
+    /// Only changes of this namespace (its configured name).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Interest {
+        self.namespace = Some(namespace.into());
+        self
     }
-    /// Whether a key is of interest.
+    /// Whether this is interest in every key (of every namespace).
+    pub fn is_all(&self) -> bool {
+        self.keys.is_empty() && self.prefixes.is_empty() && self.namespace.is_none()
+    }
+    /// Whether a key is of interest (whatever the namespace).
     pub fn matches(&self, key: &str) -> bool {
-        self.is_all()
+        (self.keys.is_empty() && self.prefixes.is_empty())
             || self.keys.iter().any(|k| k == key)
             || self.prefixes.iter().any(|p| key.starts_with(p.as_str()))
+    }
+    /// Whether changes of `namespace` can be of interest.
+    pub fn matches_namespace(&self, namespace: &str) -> bool {
+        self.namespace.as_deref().is_none_or(|n| n == namespace)
     }
     /// The changes of interest in `event`, or None when there are none (the listener is
     /// then not called).
     pub fn filter<'e>(&self, event: &'e ChangeEvent) -> Option<Vec<&'e Change>> {
+        if !self.matches_namespace(&event.namespace) {
+            return None;
+        }
         let hits: Vec<&Change> = event
             .changes
             .iter()
             .filter(|c| self.matches(&c.key))
             .collect();
         if hits.is_empty() { None } else { Some(hits) }
+    }
+    /// `event` narrowed to the changes of interest (what a listener receives), or None.
+    pub fn select(&self, event: &ChangeEvent) -> Option<ChangeEvent> {
+        let hits = self.filter(event)?;
+        Some(ChangeEvent {
+            namespace: event.namespace.clone(),
+            release_key: event.release_key.clone(),
+            source: event.source,
+            changes: hits.into_iter().cloned().collect(),
+        })
     }
 }
 
@@ -195,6 +240,9 @@ impl ErrorCause {
             ErrorCause::Transport(t) if t.kind == crate::io::TransportErrorKind::Timeout => {
                 "TIMEOUT"
             }
+            ErrorCause::Transport(t) if t.kind == crate::io::TransportErrorKind::Redirect => {
+                "BAD_RESPONSE"
+            }
             ErrorCause::Transport(_) | ErrorCause::NoServices => "NETWORK",
             ErrorCause::Unauthorized => "UNAUTHORIZED",
             ErrorCause::NotFound => "NOT_FOUND",
@@ -245,6 +293,9 @@ pub enum Event {
     PersistCache(CacheWrite),
     /// A failure; the client retries on its own.
     Error(ClientError),
+    /// Every fetch a [`Client::refresh`](crate::Client::refresh) wanted has finished
+    /// (successfully or not); sent once per call, or once for calls that overlap.
+    Refreshed,
     /// `close()` finished: the last event.
     Closed,
 }

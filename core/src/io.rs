@@ -41,6 +41,17 @@ pub enum RequestKind {
     Notifications,
 }
 
+impl RequestKind {
+    /// `discovery`, `configs` or `notifications`: the spelling every host shows.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RequestKind::Discovery => "discovery",
+            RequestKind::Configs { .. } => "configs",
+            RequestKind::Notifications => "notifications",
+        }
+    }
+}
+
 /// An HTTP GET the host must perform and answer with [`Input::Response`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
@@ -83,6 +94,11 @@ pub enum TransportErrorKind {
     /// issued for another name, or no protocol version in common. Handled like a failed
     /// connect (the next instance is tried, with back-off).
     Tls,
+    /// The server answered a redirect that the host did not follow (no host follows
+    /// redirects: the `Authorization` header must not travel elsewhere) and could not
+    /// report its status (a browser's `fetch` hides it). A host that sees the status
+    /// reports the answer itself; the core treats both as a bad response.
+    Redirect,
     /// Anything else.
     Other,
 }
@@ -141,7 +157,8 @@ pub enum Output {
     /// Something happened.
     Event(Event),
     /// Nothing more to do now: call `handle_input(Input::Timeout(..))` at this instant
-    /// (or earlier, when an answer arrives). `None`: no deadline (closed).
+    /// (or earlier, when an answer arrives). `None`: nothing is due until an answer
+    /// arrives or the host calls a command (an edge-mode client at rest, a closed one).
     Timeout(Option<Instant>),
 }
 

@@ -30,8 +30,8 @@
 //!             _ => {}
 //!         }
 //!     };
-//!     if deadline.is_none() {
-//!         break; // closed
+//!     if client.is_closed() {
+//!         break;
 //!     }
 //!     match wait_for_answer_or(deadline) {
 //!         Some((id, Ok((status, body)))) => {
@@ -149,6 +149,7 @@
 
 extern crate alloc;
 
+pub mod cache;
 mod client;
 mod config;
 mod event;
@@ -159,11 +160,12 @@ mod protocol;
 pub mod sign;
 mod time;
 pub mod url;
+pub mod view;
 #[cfg(feature = "yaml")]
 pub mod yaml;
 
 pub use client::{Client, Counter, Metrics, Namespace, Status};
-pub use config::{Config, ConfigBuilder, ConfigError, Servers, Timing};
+pub use config::{Config, ConfigBuilder, ConfigError, Servers, Timing, effective_cluster};
 pub use event::{
     CacheWrite, Change, ChangeEvent, ChangeKind, ClientError, ErrorCause, Event, Interest, Source,
     diff,

@@ -251,14 +251,6 @@ fn builder(c: &Common) -> ClientBuilder {
         .startup_timeout(Duration::from_secs_f64(timeout))
 }
 
-fn namespaces(c: &Common) -> Vec<String> {
-    if c.namespaces.is_empty() {
-        vec!["application".to_string()]
-    } else {
-        c.namespaces.clone()
-    }
-}
-
 fn build(b: ClientBuilder) -> Result<Client, Fail> {
     b.build()
         .map_err(|e| Fail::usage(format!("{e}\nSee `apolloconf --help` for the options.")))
@@ -318,19 +310,16 @@ fn check_loaded(client: &Client, strict_missing: bool) -> Result<(), Fail> {
 // ------------------------------------------------------------------------------ get
 
 fn get(c: &Common, keys: &[String]) -> Result<(), Fail> {
-    let client = build(builder(c).namespaces(namespaces(c)))?;
+    let client = build(builder(c).namespaces(c.namespaces.iter()))?;
     check_loaded(&client, keys.is_empty())?;
     let snap = client.snapshot();
     let mut out = Out::stdout();
     if keys.is_empty() {
-        let mut merged = std::collections::BTreeMap::new();
-        for ns in snap.namespaces() {
-            for (k, v) in ns.properties() {
-                merged.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-        }
-        let pairs: Vec<(String, Option<String>)> =
-            merged.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        let pairs: Vec<(String, Option<String>)> = snap
+            .merged()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+            .collect();
         out.pairs(c.format, &pairs);
     } else {
         let pairs: Vec<(String, Option<String>)> = keys
@@ -361,19 +350,20 @@ fn get(c: &Common, keys: &[String]) -> Result<(), Fail> {
 // ------------------------------------------------------------------------------ export
 
 fn export(c: &Common, output: Option<&Path>) -> Result<(), Fail> {
-    let list = namespaces(c);
-    if list.len() > 1 {
+    if c.namespaces.len() > 1 {
         return Err(Fail::usage(
             "export writes one namespace: pass a single --namespace",
         ));
     }
-    let client = build(builder(c).namespaces(list.clone()))?;
+    let client = build(builder(c).namespaces(c.namespaces.iter()))?;
     check_loaded(&client, true)?;
-    let name = list.first().cloned().unwrap_or_default();
-    let ns = client
-        .namespace(&name)
-        .ok_or_else(|| Fail::usage(format!("namespace {name} is not watched")))?;
-    let text = output::export_text(&ns, c.format);
+    // The one namespace watched (the core's default when none was given).
+    let snap = client.snapshot();
+    let ns = snap
+        .namespaces()
+        .next()
+        .ok_or_else(|| Fail::usage("no namespace is watched"))?;
+    let text = output::export_text(ns, c.format);
     match output {
         None => {
             let mut out = Out::stdout();
@@ -462,7 +452,7 @@ fn watch(c: &Common) -> Result<(), Fail> {
         .is_some();
     let mut embedded = None;
     let mut b = builder(c);
-    let mut list = namespaces(c);
+    let mut list = c.namespaces.clone();
     if !configured {
         let dir = sample_dir().ok_or_else(|| {
             Fail::usage(

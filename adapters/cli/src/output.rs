@@ -4,8 +4,11 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::SystemTime;
 
+use std::collections::BTreeMap;
+
 use apolloconf::{ChangeEvent, Client, Event, Namespace, Source, Status};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::Format;
 
@@ -156,20 +159,40 @@ pub fn export_text(ns: &Namespace, format: Format) -> String {
     }
 }
 
-/// A JSON object with its keys in the given order (serde_json's map sorts them).
-fn ordered(fields: &[(&str, Value)]) -> String {
-    let parts: Vec<String> = fields
-        .iter()
-        .map(|(k, v)| format!("{}:{v}", Value::String((*k).to_string())))
-        .collect();
-    format!("{{{}}}", parts.join(","))
+/// One line of `watch --format json`, fields in this order.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum JsonLine<'a> {
+    #[serde(rename_all = "camelCase")]
+    Snapshot {
+        namespace: &'a str,
+        release_key: Option<&'a str>,
+        source: &'static str,
+        configurations: &'a BTreeMap<String, String>,
+    },
+    Error {
+        message: &'a str,
+    },
+    #[serde(rename_all = "camelCase")]
+    Change {
+        namespace: &'a str,
+        release_key: Option<&'a str>,
+        changes: Vec<JsonChange<'a>>,
+    },
 }
 
-fn source_name(s: Source) -> &'static str {
-    match s {
-        Source::Server => "server",
-        Source::Cache => "cache",
-        _ => "none",
+#[derive(Serialize)]
+struct JsonChange<'a> {
+    key: &'a str,
+    old: Option<&'a str>,
+    new: Option<&'a str>,
+    kind: &'static str,
+}
+
+impl JsonLine<'_> {
+    fn text(&self) -> String {
+        // Plain strings and maps of strings: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -269,25 +292,19 @@ impl Watch {
             self.last_update = Some((t, ns.name().to_string()));
         }
         if self.json() {
-            let configurations: Map<String, Value> = ns
-                .configurations()
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect();
-            let line = ordered(&[
-                ("type", json!("snapshot")),
-                ("namespace", json!(ns.name())),
-                ("releaseKey", json!(ns.release_key())),
-                ("source", json!(source_name(ns.source()))),
-                ("configurations", Value::Object(configurations)),
-            ]);
-            self.emit(&line);
+            let line = JsonLine::Snapshot {
+                namespace: ns.name(),
+                release_key: ns.release_key(),
+                source: ns.source().as_str(),
+                configurations: ns.configurations(),
+            };
+            self.emit(&line.text());
             return;
         }
         let header = format!(
             "── {} ({}, release {})",
             ns.name(),
-            source_name(ns.source()),
+            ns.source().as_str(),
             ns.release_key().unwrap_or("-")
         );
         self.emit(&header);
@@ -319,10 +336,7 @@ impl Watch {
 
     fn error(&mut self, message: &str) {
         if self.json() {
-            self.emit(&ordered(&[
-                ("type", json!("error")),
-                ("message", json!(message)),
-            ]));
+            self.emit(&JsonLine::Error { message }.text());
         } else {
             self.emit(&format!("! {message}"));
         }
@@ -337,25 +351,21 @@ impl Watch {
         let now = SystemTime::now();
         self.last_update = Some((now, ev.namespace.clone()));
         if self.json() {
-            let changes: Vec<String> = ev
-                .changes
-                .iter()
-                .map(|c| {
-                    ordered(&[
-                        ("key", json!(c.key)),
-                        ("old", json!(c.old)),
-                        ("new", json!(c.new)),
-                        ("kind", json!(c.kind.as_str())),
-                    ])
-                })
-                .collect();
-            let line = format!(
-                "{{\"type\":\"change\",\"namespace\":{},\"releaseKey\":{},\"changes\":[{}]}}",
-                json!(ev.namespace),
-                json!(ev.release_key),
-                changes.join(",")
-            );
-            self.emit(&line);
+            let line = JsonLine::Change {
+                namespace: &ev.namespace,
+                release_key: ev.release_key.as_deref(),
+                changes: ev
+                    .changes
+                    .iter()
+                    .map(|c| JsonChange {
+                        key: &c.key,
+                        old: c.old.as_deref(),
+                        new: c.new.as_deref(),
+                        kind: c.kind.as_str(),
+                    })
+                    .collect(),
+            };
+            self.emit(&line.text());
             return;
         }
         for c in &ev.changes {

@@ -30,21 +30,18 @@ fn writable(dir: &Path) -> Result<(), std::io::Error> {
 }
 
 impl CacheDir {
-    /// `{root}/{app_id}/config-cache`, or the fallback under the system temp directory
-    /// when it cannot be created or written. `app_id` must already be a safe file name
-    /// component (the caller checks it with the core's rules).
-    pub(crate) fn open(root: &Path, app_id: &str) -> CacheDir {
-        let primary = root.join(app_id).join("config-cache");
+    /// `{root}/{dir}`, or the fallback under the system temp directory when it cannot be
+    /// created or written. `dir` is the core's cache directory below the root
+    /// (`{appId}/config-cache`, see `apolloconf_core::cache::dir`).
+    pub(crate) fn open(root: &Path, dir: &str) -> CacheDir {
+        let primary = root.join(dir);
         match writable(&primary) {
             Ok(()) => CacheDir {
                 write_dir: primary.clone(),
                 primary,
             },
             Err(e) => {
-                let fallback = std::env::temp_dir()
-                    .join("apolloconf-cache")
-                    .join(app_id)
-                    .join("config-cache");
+                let fallback = std::env::temp_dir().join("apolloconf-cache").join(dir);
                 match writable(&fallback) {
                     Ok(()) => log::warn!(
                         "cache directory {} is not writable ({e}); using {} instead",

@@ -198,26 +198,16 @@ impl Driver {
         if !pending.is_empty() {
             let _ = self.dispatch.send(pending);
         }
-        // Deadlines already due in a row: a core that kept answering "now" without doing
-        // anything would otherwise spin this thread.
-        let mut due_in_a_row = 0u32;
         loop {
             let deadline = self.drain();
             if self.core.is_closed() {
                 break;
             }
+            // The core's deadline is the same instant its parts check before acting, so a
+            // deadline that has passed always finds work: waiting zero cannot spin.
             let msg = match deadline {
                 Some(d) => {
-                    let now = self.clock.now();
-                    let mut wait = d.as_millis().saturating_sub(now.as_millis());
-                    if wait == 0 {
-                        due_in_a_row += 1;
-                        if due_in_a_row > 8 {
-                            wait = 1;
-                        }
-                    } else {
-                        due_in_a_row = 0;
-                    }
+                    let wait = d.as_millis().saturating_sub(self.clock.now().as_millis());
                     self.rx.recv_timeout(Duration::from_millis(wait))
                 }
                 None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -341,18 +331,19 @@ impl Driver {
                 let reuse = if touched.contains(ns.name()) {
                     None
                 } else {
-                    old.namespaces.iter().find(|o| o.name == ns.name())
+                    old.namespaces.iter().find(|o| o.name() == ns.name())
+                };
+                // Values only change with a `Loaded` event; the rest is compared.
+                let same = |o: &Namespace| {
+                    let c = o.core();
+                    c.status() == ns.status()
+                        && c.last_checked() == ns.last_checked()
+                        && c.notification_id() == ns.notification_id()
                 };
                 match reuse {
-                    Some(o) if o.status == ns.status() => o.clone(),
+                    Some(o) if same(o) => o.clone(),
                     _ => Arc::new(Namespace {
-                        name: ns.name().to_string(),
-                        format: ns.format(),
-                        configurations: ns.configurations().clone(),
-                        properties: ns.properties().clone(),
-                        release_key: ns.release_key().map(str::to_string),
-                        source: ns.source(),
-                        status: ns.status(),
+                        inner: ns.clone(),
                         last_update: ns.last_update().map(|t| self.clock.system_time(t)),
                     }),
                 }
@@ -455,12 +446,7 @@ pub(crate) fn dispatch_loop(shared: Arc<Shared>, rx: Receiver<Vec<Event>>) {
                     .unwrap_or_else(PoisonError::into_inner);
                 list.iter()
                     .map(|l| {
-                        let filtered = l.interest.filter(change).map(|hits| ChangeEvent {
-                            namespace: change.namespace.clone(),
-                            release_key: change.release_key.clone(),
-                            source: change.source,
-                            changes: hits.into_iter().cloned().collect(),
-                        });
+                        let filtered = l.interest.select(change);
                         match &l.sink {
                             Sink::Callback(f) => (l.id, filtered, Some(f.clone()), None),
                             Sink::Channel(s) => (l.id, filtered, None, Some(s.clone())),

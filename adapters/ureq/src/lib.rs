@@ -414,19 +414,16 @@ impl ClientBuilder {
             .unwrap_or_else(PoisonError::into_inner)
             .extend(self.sinks.iter().cloned());
 
-        let cache = if !self.cache {
-            None
-        } else if !apolloconf_core::namespace::is_safe_file_component(&resolved.app_id) {
-            log::warn!(
-                "app id {:?} cannot be used in a path; the local cache is off",
-                resolved.app_id
-            );
-            None
-        } else {
-            Some(cache::CacheDir::open(
-                &resolved.cache_root,
-                &resolved.app_id,
-            ))
+        let cache = match (self.cache, core.cache_dir()) {
+            (false, _) => None,
+            (true, None) => {
+                log::warn!(
+                    "app id {:?} cannot be used in a path; the local cache is off",
+                    resolved.app_id
+                );
+                None
+            }
+            (true, Some(dir)) => Some(cache::CacheDir::open(&resolved.cache_root, &dir)),
         };
         let mut pending = Vec::new();
         if let Some(c) = &cache {
@@ -478,12 +475,13 @@ impl ClientBuilder {
     }
 }
 
+/// A fresh random seed for the core's choices (instance picks, jitter), from the keys of
+/// the standard library's `RandomState` (random per process, and different for each
+/// `RandomState` made), so clients in different processes, or two in one, spread
+/// differently.
 fn seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let local = 0u8;
-    (nanos as u64) ^ (u64::from(std::process::id()) << 32) ^ (&local as *const u8 as u64)
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
 }
 
 /// A running Apollo client. Cheap, non-blocking reads; close it with [`Client::close`] or
@@ -551,7 +549,7 @@ impl Client {
         self.snapshot()
             .namespaces
             .iter()
-            .find(|n| n.name == name)
+            .find(|n| n.name() == name)
             .cloned()
     }
 
@@ -678,10 +676,10 @@ impl Client {
             namespaces: snap
                 .namespaces()
                 .map(|n| NamespaceMetrics {
-                    namespace: n.name.clone(),
-                    release_key: n.release_key.clone(),
-                    source: n.source,
-                    status: n.status,
+                    namespace: n.name().to_string(),
+                    release_key: n.release_key().map(str::to_string),
+                    source: n.source(),
+                    status: n.status(),
                     last_update: n.last_update,
                 })
                 .collect(),

@@ -16,12 +16,9 @@ pub const DEFAULT_SERVER_PROPERTIES: &str = "C:/opt/settings/server.properties";
 #[cfg(not(windows))]
 pub const DEFAULT_SERVER_PROPERTIES: &str = "/opt/settings/server.properties";
 
-/// The default root of the local cache (`apollo.cache-dir`).
-#[cfg(windows)]
-pub const DEFAULT_CACHE_DIR: &str = "C:\\opt\\data";
-/// The default root of the local cache (`apollo.cache-dir`).
-#[cfg(not(windows))]
-pub const DEFAULT_CACHE_DIR: &str = "/opt/data";
+/// The default root of the local cache (`apollo.cache-dir`; the core's
+/// [`apolloconf_core::cache::DEFAULT_ROOT`]).
+pub const DEFAULT_CACHE_DIR: &str = apolloconf_core::cache::DEFAULT_ROOT;
 
 /// The environment variables the client reads.
 ///
@@ -241,9 +238,10 @@ pub fn resolve(o: &Overrides, env: &Env) -> Result<Resolved, Error> {
         server_properties: sp_path.clone(),
     })?;
     let idc = pick(&o.idc, "IDC", "idc");
-    let cluster = pick(&o.cluster, "APOLLO_CLUSTER", "apollo.cluster")
-        .or_else(|| idc.clone())
-        .unwrap_or_else(|| "default".to_string());
+    let cluster = apolloconf_core::effective_cluster(
+        pick(&o.cluster, "APOLLO_CLUSTER", "apollo.cluster").as_deref(),
+        idc.as_deref(),
+    );
     let label = pick(&o.label, "APOLLO_LABEL", "apollo.label");
     // Deprecated spellings the Java client still reads come after the current ones.
     let secret = pick(

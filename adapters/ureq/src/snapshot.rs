@@ -11,41 +11,37 @@ use serde::de::DeserializeOwned;
 
 use crate::bind::{self, BindError};
 
-/// One namespace as of one moment: values, release key and where they came from.
+/// One namespace as of one moment: values, release key and where they came from. It
+/// wraps the core's [`apolloconf_core::Namespace`] (every rule about its data lives
+/// there) and adds wall-clock time and typed reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
-    pub(crate) name: String,
-    pub(crate) format: Format,
-    pub(crate) configurations: BTreeMap<String, String>,
-    pub(crate) properties: BTreeMap<String, String>,
-    pub(crate) release_key: Option<String>,
-    pub(crate) source: Source,
-    pub(crate) status: Status,
+    pub(crate) inner: apolloconf_core::Namespace,
     pub(crate) last_update: Option<SystemTime>,
 }
 
 impl Namespace {
     /// The name as configured.
     pub fn name(&self) -> &str {
-        &self.name
+        self.inner.name()
     }
     /// The format, from the name's suffix (`.yaml`, `.json`, ...; properties otherwise).
     pub fn format(&self) -> Format {
-        self.format
+        self.inner.format()
     }
     /// The configurations as the server sent them: key/value pairs for a properties
     /// namespace, the single key `content` for any other format.
     pub fn configurations(&self) -> &BTreeMap<String, String> {
-        &self.configurations
+        self.inner.configurations()
     }
     /// The properties view: for YAML namespaces the document flattened to dotted keys
     /// (`a.b`, `list[0]`) as the Java client does; the configurations otherwise.
     pub fn properties(&self) -> &BTreeMap<String, String> {
-        &self.properties
+        self.inner.properties()
     }
     /// A value of the properties view.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.properties.get(key).map(String::as_str)
+        self.inner.get(key)
     }
     /// A value parsed with [`FromStr`]: `None` when the key is absent.
     pub fn get_as<T: FromStr>(&self, key: &str) -> Option<Result<T, T::Err>> {
@@ -67,23 +63,23 @@ impl Namespace {
     }
     /// The whole text of a non-properties namespace (`.yaml`, `.json`, `.xml`, `.txt`).
     pub fn content(&self) -> Option<&str> {
-        if self.format.is_properties() {
-            None
-        } else {
-            self.configurations.get("content").map(String::as_str)
-        }
+        self.inner.content()
     }
     /// The release key of the values (`None` when they came from the cache).
     pub fn release_key(&self) -> Option<&str> {
-        self.release_key.as_deref()
+        self.inner.release_key()
     }
     /// Where the values came from.
     pub fn source(&self) -> Source {
-        self.source
+        self.inner.source()
     }
     /// Loading, loaded, not found or unavailable.
     pub fn status(&self) -> Status {
-        self.status
+        self.inner.status()
+    }
+    /// The core's view of the namespace.
+    pub fn core(&self) -> &apolloconf_core::Namespace {
+        &self.inner
     }
     /// When the values last changed source or release (wall-clock time).
     pub fn last_update(&self) -> Option<SystemTime> {
@@ -96,13 +92,13 @@ impl Namespace {
     /// # Errors
     /// A [`BindError`] naming the key that did not fit (or the JSON error).
     pub fn bind<T: DeserializeOwned>(&self) -> Result<T, BindError> {
-        if self.format == Format::Json {
+        if self.format() == Format::Json {
             let text = self.content().unwrap_or("null");
             return serde_json::from_str(text)
-                .map_err(|e| BindError::new(format!("{}: {e}", self.name)));
+                .map_err(|e| BindError::new(format!("{}: {e}", self.name())));
         }
         bind::from_properties(
-            self.properties
+            self.properties()
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         )
@@ -114,7 +110,7 @@ impl Namespace {
     pub fn bind_prefix<T: DeserializeOwned>(&self, prefix: &str) -> Result<T, BindError> {
         let p = format!("{}.", prefix.trim_end_matches('.'));
         bind::from_properties(
-            self.properties
+            self.properties()
                 .iter()
                 .filter_map(|(k, v)| k.strip_prefix(p.as_str()).map(|rest| (rest, v.as_str()))),
         )
@@ -219,9 +215,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The merged lookup: the first namespace (in configured order) that holds `key`.
+    /// The merged lookup ([`apolloconf_core::view::lookup`]): the first namespace (in
+    /// configured order) that holds `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.namespaces.iter().find_map(|n| n.get(key))
+        apolloconf_core::view::lookup(self.namespaces.iter().map(|n| &n.inner), key)
+    }
+    /// Every key with its merged value ([`apolloconf_core::view::merged`]), sorted by key.
+    pub fn merged(&self) -> BTreeMap<&str, &str> {
+        apolloconf_core::view::merged(self.namespaces.iter().map(|n| &n.inner))
     }
     /// A value parsed with [`FromStr`] (merged lookup).
     pub fn get_as<T: FromStr>(&self, key: &str) -> Option<Result<T, T::Err>> {
@@ -243,7 +244,7 @@ impl Snapshot {
     pub fn namespace(&self, name: &str) -> Option<&Namespace> {
         self.namespaces
             .iter()
-            .find(|n| n.name == name)
+            .find(|n| n.name() == name)
             .map(|n| &**n)
     }
     /// Every namespace, in lookup order.

@@ -7,9 +7,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use apolloconf::{
-    ChangeKind, Client, ClientError, Counter, Env, Event, Metrics, Source, Status, Timing,
-};
+use apolloconf::{Client, ClientError, Counter, Env, Event, Metrics, Timing};
 use serde_json::{Map, Value, json};
 
 /// Writes whole lines to stdout from any thread.
@@ -33,27 +31,6 @@ fn error_json(e: &ClientError) -> Value {
     })
 }
 
-fn kind(k: ChangeKind) -> &'static str {
-    k.as_str()
-}
-
-fn source(s: Source) -> &'static str {
-    match s {
-        Source::Server => "server",
-        Source::Cache => "cache",
-        _ => "none",
-    }
-}
-
-fn status(s: Status) -> &'static str {
-    match s {
-        Status::Loading => "loading",
-        Status::Loaded => "loaded",
-        Status::NotFound => "not-found",
-        _ => "unavailable",
-    }
-}
-
 /// Forwards the client's events as protocol events.
 fn forward(out: Out, rx: mpsc::Receiver<Event>) {
     for ev in rx {
@@ -63,14 +40,14 @@ fn forward(out: Out, rx: mpsc::Receiver<Event>) {
                     .changes
                     .iter()
                     .map(|ch| {
-                        json!({"key": ch.key, "old": ch.old, "new": ch.new, "kind": kind(ch.kind)})
+                        json!({"key": ch.key, "old": ch.old, "new": ch.new, "kind": ch.kind.as_str()})
                     })
                     .collect();
                 out.send(&json!({
                     "event": "change",
                     "namespace": c.namespace,
                     "releaseKey": c.release_key,
-                    "source": source(c.source),
+                    "source": c.source.as_str(),
                     "changes": changes,
                 }));
             }
@@ -183,8 +160,8 @@ fn snapshot(c: &Client) -> Value {
             n.name().to_string(),
             json!({
                 "releaseKey": n.release_key(),
-                "source": source(n.source()),
-                "status": status(n.status()),
+                "source": n.source().as_str(),
+                "status": n.status().as_str(),
                 "properties": n.properties(),
                 "content": n.content(),
             }),

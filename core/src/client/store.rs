@@ -1,0 +1,193 @@
+//! A watched namespace's data: values, the properties view, where they came from.
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+
+use crate::event::{Change, Source, diff};
+use crate::namespace::{CONTENT_KEY, Format};
+use crate::time::Instant;
+
+/// The state of a namespace's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Status {
+    /// No answer yet.
+    Loading,
+    /// Values held (from the server or the cache).
+    Loaded,
+    /// The server answered 404: the namespace does not exist or was never released.
+    NotFound,
+    /// Every attempt so far failed and no values are held.
+    Unavailable,
+}
+
+impl Status {
+    /// `loading`, `loaded`, `not-found` or `unavailable`: the spelling every host shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Loading => "loading",
+            Status::Loaded => "loaded",
+            Status::NotFound => "not-found",
+            Status::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// One watched namespace: its values and where they came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    name: String,
+    format: Format,
+    values: BTreeMap<String, String>,
+    view: BTreeMap<String, String>,
+    release_key: Option<String>,
+    source: Source,
+    pub(crate) status: Status,
+    last_update: Option<Instant>,
+    pub(crate) last_checked: Option<Instant>,
+    pub(crate) notification_id: i64,
+}
+
+/// What installing new values changed.
+pub(crate) struct Installed {
+    /// The changes of the properties view.
+    pub(crate) changes: alloc::vec::Vec<Change>,
+    /// Whether the configurations (what the cache file holds) changed.
+    pub(crate) values_changed: bool,
+    /// A YAML document that did not parse (the previous view was kept).
+    pub(crate) yaml_error: Option<String>,
+}
+
+impl Namespace {
+    pub(crate) fn new(name: &str) -> Namespace {
+        Namespace {
+            name: name.to_string(),
+            format: Format::of(name),
+            values: BTreeMap::new(),
+            view: BTreeMap::new(),
+            release_key: None,
+            source: Source::None,
+            status: Status::Loading,
+            last_update: None,
+            last_checked: None,
+            notification_id: -1,
+        }
+    }
+
+    /// The name as configured (the client's spelling).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The format from the name's suffix.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+    /// The configurations as the server sent them: key/value pairs for a properties
+    /// namespace, the single key `content` for any other format.
+    pub fn configurations(&self) -> &BTreeMap<String, String> {
+        &self.values
+    }
+    /// The properties view: for YAML the document flattened to dotted keys (`a.b`,
+    /// `list[0]`) as the Java client does; the configurations otherwise.
+    pub fn properties(&self) -> &BTreeMap<String, String> {
+        &self.view
+    }
+    /// A value of the properties view.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.view.get(key).map(String::as_str)
+    }
+    /// The whole text of a non-properties namespace (`.yaml`, `.json`, `.xml`, `.txt`).
+    pub fn content(&self) -> Option<&str> {
+        if self.format.is_properties() {
+            None
+        } else {
+            self.values.get(CONTENT_KEY).map(String::as_str)
+        }
+    }
+    /// The release key of the values (None when they came from the cache).
+    pub fn release_key(&self) -> Option<&str> {
+        self.release_key.as_deref()
+    }
+    /// Where the values came from.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+    /// The state of the data.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+    /// When the values last changed source or release.
+    pub fn last_update(&self) -> Option<Instant> {
+        self.last_update
+    }
+    /// When a config service last answered for it (200 or 304).
+    pub fn last_checked(&self) -> Option<Instant> {
+        self.last_checked
+    }
+    /// The notification id acknowledged after a successful fetch (-1 before any).
+    pub fn notification_id(&self) -> i64 {
+        self.notification_id
+    }
+
+    /// Replace the values (a release, or the cache file) at `now`.
+    pub(crate) fn install(
+        &mut self,
+        values: BTreeMap<String, String>,
+        release_key: Option<String>,
+        source: Source,
+        now: Instant,
+    ) -> Installed {
+        let mut yaml_error = None;
+        let view = if self.format.is_yaml() {
+            flatten_view(&values, &self.view, &mut yaml_error)
+        } else {
+            values.clone()
+        };
+        let changes = diff(&self.view, &view);
+        let values_changed = self.values != values;
+        self.values = values;
+        self.view = view;
+        self.release_key = release_key;
+        self.source = source;
+        self.status = Status::Loaded;
+        self.last_update = Some(now);
+        Installed {
+            changes,
+            values_changed,
+            yaml_error,
+        }
+    }
+
+    /// Take the release key out (a new release is about to replace it).
+    pub(crate) fn take_release_key(&mut self) -> Option<String> {
+        self.release_key.take()
+    }
+}
+
+#[cfg(feature = "yaml")]
+fn flatten_view(
+    values: &BTreeMap<String, String>,
+    previous: &BTreeMap<String, String>,
+    error: &mut Option<String>,
+) -> BTreeMap<String, String> {
+    match values.get(CONTENT_KEY) {
+        None => BTreeMap::new(),
+        Some(text) => match crate::yaml::flatten(text) {
+            Ok(m) => m,
+            Err(e) => {
+                // As the Java client: keep the previous flattened properties.
+                *error = Some(alloc::format!("YAML: {e}"));
+                previous.clone()
+            }
+        },
+    }
+}
+
+#[cfg(not(feature = "yaml"))]
+fn flatten_view(
+    values: &BTreeMap<String, String>,
+    _previous: &BTreeMap<String, String>,
+    _error: &mut Option<String>,
+) -> BTreeMap<String, String> {
+    values.clone()
+}
