@@ -446,6 +446,22 @@ fn stamp(secs: u64) -> String {
     )
 }
 
+/// One exchange between the harness and the client, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The client issued the request `log[i]`.
+    Request(usize),
+    /// The harness delivered the answer of request `id` at `at` ms: a status and the body's
+    /// length in bytes, or a transport failure.
+    Response {
+        at: u64,
+        id: apolloconf_core::RequestId,
+        result: Result<(u16, usize), TransportErrorKind>,
+    },
+    /// The client emitted the event `events[i]`.
+    Event(usize),
+}
+
 /// The host: drives the client against the sim, owns the clock, enforces timeouts.
 pub struct Harness {
     pub client: Client,
@@ -457,6 +473,8 @@ pub struct Harness {
     pub log: Vec<(u64, HttpRequest)>,
     /// Every event, with its time.
     pub events: Vec<(u64, Event)>,
+    /// Requests, answers and events interleaved in the order they happened.
+    pub timeline: Vec<Step>,
     /// Maximum simultaneous in-flight requests seen per kind: (discovery, poll, configs per ns).
     pub max_in_flight: (usize, usize, usize),
     in_flight: BTreeMap<u64, RequestKind>,
@@ -478,6 +496,7 @@ impl Harness {
             parked: vec![],
             log: vec![],
             events: vec![],
+            timeline: vec![],
             max_in_flight: (0, 0, 0),
             in_flight: BTreeMap::new(),
             deadline: Some(0),
@@ -511,6 +530,7 @@ impl Harness {
                     if let Event::PersistCache(w) = &e {
                         self.cache.insert(w.file_name.clone(), w.contents.clone());
                     }
+                    self.timeline.push(Step::Event(self.events.len()));
                     self.events.push((self.now, e));
                 }
                 Output::Timeout(t) => {
@@ -531,6 +551,7 @@ impl Harness {
     }
 
     fn dispatch(&mut self, r: HttpRequest) {
+        self.timeline.push(Step::Request(self.log.len()));
         self.log.push((self.now, r.clone()));
         self.in_flight.insert(r.id.get(), r.kind.clone());
         let count = |k: fn(&RequestKind) -> bool, m: &BTreeMap<u64, RequestKind>| {
@@ -766,6 +787,15 @@ impl Harness {
             };
             for d in ready {
                 self.in_flight.remove(&d.id.get());
+                self.timeline.push(Step::Response {
+                    at: now,
+                    id: d.id,
+                    result: d
+                        .result
+                        .as_ref()
+                        .map(|(s, b)| (*s, b.len()))
+                        .map_err(|k| *k),
+                });
                 let result = match &d.result {
                     Ok((s, b)) => Ok(HttpResponse {
                         status: *s,
@@ -908,9 +938,15 @@ fn sim_checks_signatures_on_its_own() {
         h
     };
     let statuses = |h: &Harness| -> Vec<u16> {
-        h.log
+        h.timeline
             .iter()
-            .map(|(at, r)| if h.sim.check_auth(r, *at) { 200 } else { 401 })
+            .filter_map(|s| match s {
+                Step::Response {
+                    result: Ok((status, _)),
+                    ..
+                } => Some(*status),
+                _ => None,
+            })
             .collect()
     };
 
