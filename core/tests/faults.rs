@@ -1,14 +1,28 @@
 //! Seeded fault simulation: random delays, drops, 5xx, hangs, malformed bodies, lagging
 //! instances (304s after notifications), server restarts and publishes at random times.
-//! After every run the invariants below are checked. `APOLLOCONF_SEEDS` sets the number
-//! of seeds (default 100; `cargo xtask test` runs 1,000).
+//! Between the random actions, and after every run, the invariants below are checked.
+//! `APOLLOCONF_SEEDS` sets the number of seeds (default 100; `cargo xtask test` runs
+//! 1,000); `APOLLOCONF_SEED=n` runs seed `n` alone (1 <= n <= the number of seeds).
+//!
+//! The summary line counts what actually happened: the seeds that ran to the end, the
+//! simulated time read from the harness clock, and one invariant check per assertion
+//! evaluated (see [`verify!`]).
 
 mod sim;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use apolloconf_core::{Event, Source, Timing};
+use apolloconf_core::{ChangeKind, Event, Source, Timing};
 use sim::{Harness, Mode, Sim};
+
+/// `assert!` that counts itself in `totals.checks`: the summary's "invariant checks" is
+/// the number of assertions evaluated, nothing else.
+macro_rules! verify {
+    ($totals:expr, $cond:expr, $($msg:tt)+) => {{
+        $totals.checks += 1;
+        assert!($cond, $($msg)+);
+    }};
+}
 
 struct Rng(u64);
 impl Rng {
@@ -28,7 +42,10 @@ impl Rng {
 
 #[derive(Default)]
 struct Totals {
+    /// Seeds that ran to the end.
     seeds: u64,
+    /// Simulated milliseconds, summed from the harness clock at the end of each seed.
+    simulated_ms: u64,
     turns: u64,
     requests: u64,
     events: u64,
@@ -72,13 +89,12 @@ fn run_seed(seed: u64, totals: &mut Totals) {
     let mut h = Harness::new(cfg, sim);
 
     let mut last_publish: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut version_seen: BTreeMap<String, u32> = BTreeMap::new();
-    let mut events_checked = 0;
+    let mut seen = Seen::default();
     let fault_end = 20 * 60_000;
     while h.now < fault_end {
         let step = 50 + rng.below(20_000);
         h.run_for(step);
-        check(seed, &mut h, &mut version_seen, &mut events_checked, totals);
+        check(seed, &h, &names, &mut seen, totals);
         // One random action.
         match rng.below(11) {
             0..=3 => {
@@ -153,7 +169,7 @@ fn run_seed(seed: u64, totals: &mut Totals) {
     h.sim.metas[0].up = true;
     // Long-poll back-off may sit at 120 s, plus one hold and the fetch back-off.
     h.run_for(4 * 60_000);
-    check(seed, &mut h, &mut version_seen, &mut events_checked, totals);
+    check(seed, &h, &names, &mut seen, totals);
     // A closing burst on a healthy but slow service: every namespace is published, and
     // again 1.1 s later while the first fetch (served before the second publish) is still
     // in flight. The second notification needs a fetch of its own; with the slow refresh
@@ -173,32 +189,43 @@ fn run_seed(seed: u64, totals: &mut Totals) {
         h.run_for(1_100);
     }
     h.run_for(2 * 60_000);
-    check(seed, &mut h, &mut version_seen, &mut events_checked, totals);
+    check(seed, &h, &names, &mut seen, totals);
     for n in &names {
         let want = h.sim.latest(n).map(|r| r.key.clone());
-        let have = h
-            .client
-            .namespace(n)
-            .and_then(|ns| ns.release_key().map(str::to_string));
-        assert_eq!(
-            have, want,
-            "seed {seed}: {n} converged to the latest release"
+        let ns = h.client.namespace(n).expect("a configured namespace");
+        let have = ns.release_key().map(str::to_string);
+        verify!(
+            totals,
+            have == want,
+            "seed {seed}: {n} converged to {have:?}, not to the latest release {want:?}"
         );
         if let Some(r) = h.sim.latest(n) {
-            if !n.ends_with(".yaml") {
-                let ns = h.client.namespace(n).unwrap();
-                assert_eq!(ns.configurations(), &r.values, "seed {seed}: {n} values");
-            }
+            // Raw values (for YAML the `content` text) are the latest release's.
+            verify!(
+                totals,
+                ns.configurations() == &r.values,
+                "seed {seed}: {n} values {:?}, latest release {:?}",
+                ns.configurations(),
+                r.values
+            );
+            // The properties view is the one computed here from the releases loaded.
+            let expected = seen.view.get(*n);
+            verify!(
+                totals,
+                expected == Some(ns.properties()),
+                "seed {seed}: {n} properties {:?}, expected {expected:?}",
+                ns.properties()
+            );
         }
-        totals.checks += 1;
     }
     let (d, p, c) = h.max_in_flight;
-    assert!(
+    verify!(
+        totals,
         d <= 1 && p <= 1 && c <= 1,
         "seed {seed}: in flight discovery {d}, poll {p}, configs per ns {c}"
     );
-    totals.checks += 1;
     totals.seeds += 1;
+    totals.simulated_ms += h.now;
     totals.turns += h.turns;
     totals.requests += h.log.len() as u64;
     totals.events += h.events.len() as u64;
@@ -225,79 +252,236 @@ fn values(rng: &mut Rng, ns: &str, now: u64) -> Vec<(&'static str, &'static str)
     out
 }
 
-/// Invariants over the events since the last check.
-fn check(
-    seed: u64,
-    h: &mut Harness,
-    version_seen: &mut BTreeMap<String, u32>,
-    from: &mut usize,
-    totals: &mut Totals,
-) {
-    let versions: BTreeMap<String, u32> = h
+/// The flattened properties of each YAML document [`values`] publishes, written out by
+/// hand from section 9.3 (`yes` is a YAML 1.1 boolean, list items are `key[i]`); `None`
+/// for the one that does not parse.
+#[cfg(feature = "yaml")]
+fn flattened(doc: &str) -> Option<BTreeMap<String, String>> {
+    let pairs: &[(&str, &str)] = match doc {
+        "a: 1\n" => &[("a", "1")],
+        "a: 2\nb: [x, y]\n" => &[("a", "2"), ("b[0]", "x"), ("b[1]", "y")],
+        "c:\n  d: yes\n" => &[("c.d", "true")],
+        "a: [unclosed\n" => return None,
+        other => panic!("no expectation written for the YAML document {other:?}"),
+    };
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// The properties view a namespace must show after loading `values`, given the view it
+/// showed before: a YAML namespace keeps its previous view when the text is invalid (as
+/// the Java client does); without the `yaml` feature the text is not flattened.
+fn next_view(
+    namespace: &str,
+    values: &BTreeMap<String, String>,
+    previous: Option<&BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    #[cfg(feature = "yaml")]
+    if namespace.ends_with(".yaml") {
+        let text = values.get("content").map_or("", String::as_str);
+        return flattened(text).unwrap_or_else(|| previous.cloned().unwrap_or_default());
+    }
+    let _ = (namespace, previous);
+    values.clone()
+}
+
+/// Key -> (old, new) value of the keys that differ between two views.
+type ViewDiff = BTreeMap<String, (Option<String>, Option<String>)>;
+
+/// What the checks remember between calls, for one seed.
+#[derive(Default)]
+struct Seen {
+    /// Events checked so far.
+    events: usize,
+    /// Highest release version loaded per namespace.
+    version: BTreeMap<String, u32>,
+    /// (namespace, release key) of every change event so far.
+    changes: BTreeSet<(String, Option<String>)>,
+    /// The expected properties view per namespace, from the releases loaded so far.
+    view: BTreeMap<String, BTreeMap<String, String>>,
+    /// The last load of any namespace: (namespace, release key, key -> (old, new) of the
+    /// expected views before and after it).
+    last_load: Option<(String, String, ViewDiff)>,
+}
+
+/// The difference between two views: key -> (old, new) where they differ.
+fn view_diff(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> ViewDiff {
+    let mut out = BTreeMap::new();
+    for k in old.keys().chain(new.keys()) {
+        let (o, n) = (old.get(k), new.get(k));
+        if o != n {
+            out.insert(k.clone(), (o.cloned(), n.cloned()));
+        }
+    }
+    out
+}
+
+/// Invariants over the events since the last check, and over the client's state now.
+fn check(seed: u64, h: &Harness, names: &[&str], seen: &mut Seen, totals: &mut Totals) {
+    let releases: BTreeMap<&str, &sim::Release> = h
         .sim
         .ns
         .values()
-        .flat_map(|d| d.releases.iter().map(|r| (r.key.clone(), r.version)))
+        .flat_map(|d| d.releases.iter().map(|r| (r.key.as_str(), r)))
         .collect();
-    let mut changed_keys: BTreeSet<(String, Option<String>)> = BTreeSet::new();
-    for (_, e) in &h.events[..*from] {
-        if let Event::Changed(c) = e {
-            changed_keys.insert((c.namespace.clone(), c.release_key.clone()));
-        }
-    }
-    for (t, e) in &h.events[*from..] {
+    for (t, e) in &h.events[seen.events..] {
         match e {
             Event::Loaded {
                 namespace,
                 source: Source::Server,
                 release_key: Some(k),
             } => {
-                let v = versions.get(k).copied().unwrap_or(0);
-                let prev = version_seen.entry(namespace.clone()).or_insert(0);
-                assert!(
-                    v >= *prev,
-                    "seed {seed}: at {t} ms {namespace} went back from version {prev} to {v} ({k})"
+                let r = releases.get(k.as_str());
+                verify!(
+                    totals,
+                    r.is_some(),
+                    "seed {seed}: at {t} ms {namespace} loaded {k}, a release never published"
                 );
-                *prev = v;
+                let Some(r) = r else { continue };
+                let prev = seen.version.entry(namespace.clone()).or_insert(0);
+                verify!(
+                    totals,
+                    r.version >= *prev,
+                    "seed {seed}: at {t} ms {namespace} went back from version {prev} to {} ({k})",
+                    r.version
+                );
+                *prev = r.version;
+                let old = seen.view.get(namespace).cloned().unwrap_or_default();
+                let new = next_view(namespace, &r.values, seen.view.get(namespace));
+                seen.last_load = Some((namespace.clone(), k.clone(), view_diff(&old, &new)));
+                seen.view.insert(namespace.clone(), new);
             }
             Event::Changed(c) => {
-                assert!(!c.changes.is_empty(), "empty change event");
-                assert!(
-                    changed_keys.insert((c.namespace.clone(), c.release_key.clone())),
-                    "duplicate change event for {} {:?}",
+                verify!(
+                    totals,
+                    !c.changes.is_empty(),
+                    "seed {seed}: at {t} ms empty change event for {}",
+                    c.namespace
+                );
+                verify!(
+                    totals,
+                    seen.changes
+                        .insert((c.namespace.clone(), c.release_key.clone())),
+                    "seed {seed}: at {t} ms duplicate change event for {} {:?}",
                     c.namespace,
                     c.release_key
                 );
+                // A change event follows the load it reports and lists exactly the keys
+                // whose expected view differs across that load.
+                let (ns, key, diff) = seen.last_load.take().unwrap_or_default();
+                verify!(
+                    totals,
+                    c.source == Source::Server
+                        && c.namespace == ns
+                        && c.release_key.as_deref() == Some(key.as_str()),
+                    "seed {seed}: at {t} ms change event for {} {:?} does not follow its load ({ns} {key})",
+                    c.namespace,
+                    c.release_key
+                );
+                let listed: ViewDiff = c
+                    .changes
+                    .iter()
+                    .map(|ch| (ch.key.clone(), (ch.old.clone(), ch.new.clone())))
+                    .collect();
+                verify!(
+                    totals,
+                    listed.len() == c.changes.len() && listed == diff,
+                    "seed {seed}: at {t} ms {} changes {:?}, expected {diff:?}",
+                    c.namespace,
+                    c.changes
+                );
+                for ch in &c.changes {
+                    let kind = match (&ch.old, &ch.new) {
+                        (None, Some(_)) => ChangeKind::Added,
+                        (Some(_), None) => ChangeKind::Deleted,
+                        _ => ChangeKind::Modified,
+                    };
+                    verify!(
+                        totals,
+                        ch.kind == kind,
+                        "seed {seed}: at {t} ms {} {:?}",
+                        c.namespace,
+                        ch
+                    );
+                }
             }
             _ => {}
         }
-        totals.checks += 1;
     }
-    *from = h.events.len();
+    seen.events = h.events.len();
+    // The values held are exactly those of the release they claim, and the properties
+    // view is the one expected from the releases loaded.
+    for n in names {
+        let ns = h.client.namespace(n).expect("a configured namespace");
+        match ns.release_key() {
+            Some(k) => {
+                let r = releases.get(k);
+                verify!(
+                    totals,
+                    r.is_some_and(|r| ns.configurations() == &r.values),
+                    "seed {seed}: at {} ms {n} holds {:?} under {k}, released as {:?}",
+                    h.now,
+                    ns.configurations(),
+                    r.map(|r| &r.values)
+                );
+                let expected = seen.view.get(*n);
+                verify!(
+                    totals,
+                    expected == Some(ns.properties()),
+                    "seed {seed}: at {} ms {n} properties {:?}, expected {expected:?}",
+                    h.now,
+                    ns.properties()
+                );
+            }
+            None => verify!(
+                totals,
+                ns.configurations().is_empty() && ns.properties().is_empty(),
+                "seed {seed}: at {} ms {n} holds values without a release",
+                h.now
+            ),
+        }
+    }
+}
+
+/// A number from the environment: `None` when unset; a value that is not a number fails
+/// (a typo must not silently run the default).
+fn env_number(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    match value.trim().parse() {
+        Ok(n) => Some(n),
+        Err(_) => panic!("{name}={value:?} is not a number"),
+    }
 }
 
 #[test]
 fn seeded_fault_simulation() {
-    let seeds: u64 = std::env::var("APOLLOCONF_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
+    let seeds = env_number("APOLLOCONF_SEEDS").unwrap_or(100);
+    assert!(seeds > 0, "APOLLOCONF_SEEDS=0 runs nothing");
+    let only = env_number("APOLLOCONF_SEED");
+    if let Some(o) = only {
+        assert!(
+            (1..=seeds).contains(&o),
+            "APOLLOCONF_SEED={o} is not one of the seeds 1..={seeds}"
+        );
+    }
     let mut totals = Totals::default();
     let start = std::time::Instant::now();
-    let only: Option<u64> = std::env::var("APOLLOCONF_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok());
+    let mut expected = 0;
     for seed in 1..=seeds {
         if only.is_some_and(|o| o != seed) {
-            totals.seeds += 1;
             continue;
         }
+        expected += 1;
         run_seed(seed, &mut totals);
     }
     println!(
         "fault simulation: {} seeds, {} simulated minutes, {} loop turns, {} requests, {} events, {} publishes, {} faults, {} invariant checks, {:.1} s",
         totals.seeds,
-        totals.seeds * 26,
+        totals.simulated_ms / 60_000,
         totals.turns,
         totals.requests,
         totals.events,
@@ -306,5 +490,6 @@ fn seeded_fault_simulation() {
         totals.checks,
         start.elapsed().as_secs_f64()
     );
-    assert_eq!(totals.seeds, seeds);
+    assert!(totals.seeds > 0, "no seed ran");
+    assert_eq!(totals.seeds, expected, "every selected seed ran to the end");
 }

@@ -1454,7 +1454,10 @@ fn golden_transcript_of_a_lifecycle() {
         &[("timeout", "200"), ("db.url", "mysql://a")],
     );
     h.run_for(2_000);
-    h.sim.instances[0].mode = Mode::Down;
+    // The instance holding the long poll goes down: the client fails over to the other.
+    let serving = h.polls().last().and_then(|r| h.sim.instance_of(&r.url));
+    let serving = serving.expect("a long poll was made");
+    h.sim.instances[serving].mode = Mode::Down;
     h.sim.publish(
         h.now,
         "datasource.yaml",
@@ -1463,24 +1466,36 @@ fn golden_transcript_of_a_lifecycle() {
     h.run_for(40_000);
     h.client.close();
     h.run_for(1_000);
+    // One line per request, answer and event, in the order they happened.
     let mut out = String::new();
-    for (t, r) in &h.log {
-        let signed = r.headers.iter().any(|(k, _)| k == "Authorization");
-        out.push_str(&format!(
-            "{t:>6} REQ   {:?} {}{}\n",
-            r.id,
-            r.url,
-            if signed { " [signed]" } else { "" }
-        ));
-    }
-    for (t, e) in &h.events {
-        let line = match e {
-            Event::PersistCache(w) => {
-                format!("PersistCache {} ({} bytes)", w.file_name, w.contents.len())
+    for step in &h.timeline {
+        let (t, what) = match step {
+            sim::Step::Request(i) => {
+                let (t, r) = &h.log[*i];
+                let signed = r.headers.iter().any(|(k, _)| k == "Authorization");
+                let signed = if signed { " [signed]" } else { "" };
+                (*t, format!("REQ   {:?} {}{signed}", r.id, r.url))
             }
-            other => format!("{other:?}"),
+            sim::Step::Response { at, id, result } => {
+                let answer = match result {
+                    Ok((status, 0)) => format!("{status}"),
+                    Ok((status, len)) => format!("{status} ({len} bytes)"),
+                    Err(kind) => format!("transport {kind:?}"),
+                };
+                (*at, format!("RESP  {id:?} {answer}"))
+            }
+            sim::Step::Event(i) => {
+                let (t, e) = &h.events[*i];
+                let line = match e {
+                    Event::PersistCache(w) => {
+                        format!("PersistCache {} ({} bytes)", w.file_name, w.contents.len())
+                    }
+                    other => format!("{other:?}"),
+                };
+                (*t, format!("EVENT {line}"))
+            }
         };
-        out.push_str(&format!("{t:>6} EVENT {line}\n"));
+        out.push_str(&format!("{t:>6} {what}\n"));
     }
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/lifecycle.txt");
     if std::env::var_os("APOLLOCONF_BLESS").is_some() {

@@ -142,6 +142,48 @@ pub fn query(url: &str) -> BTreeMap<String, String> {
     m
 }
 
+/// The wall clock (Unix ms) the harness's configs start at; the client's clock at sim
+/// time `now` is this plus `now`.
+pub const WALL_CLOCK_ANCHOR_MS: u64 = 1_700_000_000_000;
+
+/// The server's default `apollo.access-key.auth-time-diff-tolerance` (60 s, strict `<`).
+pub const SIGNATURE_TOLERANCE_MS: u64 = 60_000;
+
+/// The request target as it goes on the wire and as the server's filter sees it: the raw
+/// path (`/` when the URL has none), then `?` and the raw query when the query is not
+/// empty. Scheme, authority and any fragment are not part of it.
+pub fn wire_target(url: &str) -> String {
+    let after_scheme = match url.split_once("://") {
+        Some((_, rest)) => rest,
+        None => url,
+    };
+    let target = match after_scheme.find(['/', '?', '#']) {
+        Some(i) => &after_scheme[i..],
+        None => "",
+    };
+    let target = target.split('#').next().unwrap_or("");
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (target, ""),
+    };
+    let path = if path.is_empty() { "/" } else { path };
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// Base64 (standard alphabet, padded) of HMAC-SHA1 keyed with `secret` over `data`.
+pub fn hmac_sha1_base64(secret: &str, data: &str) -> String {
+    use base64::Engine as _;
+    use hmac::{KeyInit as _, Mac as _};
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(data.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
 fn canon(name: &str) -> String {
     apolloconf_core::namespace::strip_properties_suffix(name).to_ascii_lowercase()
 }
@@ -231,29 +273,30 @@ impl Sim {
         self.instances.iter().position(|i| url.starts_with(&i.url))
     }
 
-    fn check_auth(&self, req: &HttpRequest) -> bool {
+    /// Whether a request passes the access-key filter (section 6.2) at `now` ms: a
+    /// `Timestamp` within the server's tolerance of the client's wall clock, and an
+    /// `Authorization` header `Apollo {app}:{signature}` whose signature is recomputed here
+    /// from the request URL, independently of the core's signing and URL code.
+    fn check_auth(&self, req: &HttpRequest, now: u64) -> bool {
         let Some(secret) = &self.secret else {
             return true;
         };
-        let ts = req
-            .headers
-            .iter()
-            .find(|(k, _)| k == "Timestamp")
-            .map(|(_, v)| v.clone());
-        let auth = req
-            .headers
-            .iter()
-            .find(|(k, _)| k == "Authorization")
-            .map(|(_, v)| v.clone());
-        let (Some(ts), Some(auth)) = (ts, auth) else {
+        let header = |name: &str| {
+            req.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let (Some(ts), Some(auth)) = (header("Timestamp"), header("Authorization")) else {
             return false;
         };
-        let Ok(t) = ts.parse::<u64>() else {
+        // As the server: an unparseable timestamp counts as 0 (far outside the window).
+        let t: u64 = ts.trim().parse().unwrap_or(0);
+        if t.abs_diff(WALL_CLOCK_ANCHOR_MS + now) >= SIGNATURE_TOLERANCE_MS {
             return false;
-        };
-        let pq = apolloconf_core::url::path_and_query(&req.url);
-        let expect = apolloconf_core::sign::signature(t, pq, secret);
-        auth.split(':').nth(1) == Some(expect.as_str())
+        }
+        let expect = hmac_sha1_base64(secret, &format!("{ts}\n{}", wire_target(&req.url)));
+        auth == format!("Apollo {}:{expect}", self.app)
     }
 
     fn configs(&self, inst: usize, req: &HttpRequest, now: u64) -> (u16, Vec<u8>) {
@@ -403,6 +446,22 @@ fn stamp(secs: u64) -> String {
     )
 }
 
+/// One exchange between the harness and the client, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The client issued the request `log[i]`.
+    Request(usize),
+    /// The harness delivered the answer of request `id` at `at` ms: a status and the body's
+    /// length in bytes, or a transport failure.
+    Response {
+        at: u64,
+        id: apolloconf_core::RequestId,
+        result: Result<(u16, usize), TransportErrorKind>,
+    },
+    /// The client emitted the event `events[i]`.
+    Event(usize),
+}
+
 /// The host: drives the client against the sim, owns the clock, enforces timeouts.
 pub struct Harness {
     pub client: Client,
@@ -414,6 +473,8 @@ pub struct Harness {
     pub log: Vec<(u64, HttpRequest)>,
     /// Every event, with its time.
     pub events: Vec<(u64, Event)>,
+    /// Requests, answers and events interleaved in the order they happened.
+    pub timeline: Vec<Step>,
     /// Maximum simultaneous in-flight requests seen per kind: (discovery, poll, configs per ns).
     pub max_in_flight: (usize, usize, usize),
     in_flight: BTreeMap<u64, RequestKind>,
@@ -435,6 +496,7 @@ impl Harness {
             parked: vec![],
             log: vec![],
             events: vec![],
+            timeline: vec![],
             max_in_flight: (0, 0, 0),
             in_flight: BTreeMap::new(),
             deadline: Some(0),
@@ -448,14 +510,14 @@ impl Harness {
         let list: Vec<String> = sim.instances.iter().map(|i| i.url.clone()).collect();
         Config::builder(sim.app.clone())
             .config_service(&list.join(","))
-            .wall_clock(1_700_000_000_000)
+            .wall_clock(WALL_CLOCK_ANCHOR_MS)
     }
 
     pub fn config_meta(sim: &Sim) -> apolloconf_core::ConfigBuilder {
         let list: Vec<String> = sim.metas.iter().map(|m| m.url.clone()).collect();
         Config::builder(sim.app.clone())
             .meta_server(&list.join(","))
-            .wall_clock(1_700_000_000_000)
+            .wall_clock(WALL_CLOCK_ANCHOR_MS)
     }
 
     /// Drain the client's outputs until it goes idle (`Output::Timeout`). Fails the test
@@ -468,6 +530,7 @@ impl Harness {
                     if let Event::PersistCache(w) = &e {
                         self.cache.insert(w.file_name.clone(), w.contents.clone());
                     }
+                    self.timeline.push(Step::Event(self.events.len()));
                     self.events.push((self.now, e));
                 }
                 Output::Timeout(t) => {
@@ -488,6 +551,7 @@ impl Harness {
     }
 
     fn dispatch(&mut self, r: HttpRequest) {
+        self.timeline.push(Step::Request(self.log.len()));
         self.log.push((self.now, r.clone()));
         self.in_flight.insert(r.id.get(), r.kind.clone());
         let count = |k: fn(&RequestKind) -> bool, m: &BTreeMap<u64, RequestKind>| {
@@ -549,7 +613,7 @@ impl Harness {
                         at: now + lat,
                         result: Ok((200, b"<html>oops".to_vec())),
                     },
-                    Mode::Normal if !self.sim.check_auth(&r) => Due {
+                    Mode::Normal if !self.sim.check_auth(&r, now) => Due {
                         id: r.id,
                         at: now + lat,
                         result: Ok((401, vec![])),
@@ -723,6 +787,15 @@ impl Harness {
             };
             for d in ready {
                 self.in_flight.remove(&d.id.get());
+                self.timeline.push(Step::Response {
+                    at: now,
+                    id: d.id,
+                    result: d
+                        .result
+                        .as_ref()
+                        .map(|(s, b)| (*s, b.len()))
+                        .map_err(|k| *k),
+                });
                 let result = match &d.result {
                     Ok((s, b)) => Ok(HttpResponse {
                         status: *s,
@@ -824,5 +897,131 @@ impl Harness {
 
     pub fn queue_depth(&self) -> VecDeque<u64> {
         self.due.iter().map(|d| d.at).collect()
+    }
+}
+
+/// The sim's access-key check is its own (a known answer, the wire target) and is live:
+/// a wrong secret, or any tampering with a signed request, is answered 401.
+#[test]
+fn sim_checks_signatures_on_its_own() {
+    use apolloconf_core::{ErrorCause, Timing};
+
+    // apollo-core SignatureTest (section 6.1).
+    assert_eq!(
+        hmac_sha1_base64(
+            "df23df3f59884980844ff3dada30fa97",
+            "1576478257344\n/configs/100004458/default/application?ip=10.0.0.1"
+        ),
+        "EoKyziXvKqzHgwx+ijDJwgVTDgE="
+    );
+    assert_eq!(
+        wire_target("http://cs0:8080/configs/a/default/x%2By?ip=1&k=a%2Bb"),
+        "/configs/a/default/x%2By?ip=1&k=a%2Bb"
+    );
+    assert_eq!(wire_target("https://h/p?"), "/p");
+    assert_eq!(wire_target("http://h:8080"), "/");
+    assert_eq!(wire_target("http://h:8080?q=1"), "/?q=1");
+    assert_eq!(wire_target("http://h/a/b#f?g"), "/a/b");
+
+    let run = |client_secret: &str| {
+        let mut sim = Sim::new("app", 1);
+        sim.secret = Some("right".into());
+        sim.publish(0, "application", &[("k", "v")]);
+        let mut timing = Timing::default();
+        timing.long_poll_initial_delay = core::time::Duration::ZERO;
+        let cfg = Harness::config_direct(&sim)
+            .secret(client_secret)
+            .timing(timing)
+            .build();
+        let mut h = Harness::new(cfg, sim);
+        h.run_for(5_000);
+        h
+    };
+    let statuses = |h: &Harness| -> Vec<u16> {
+        h.timeline
+            .iter()
+            .filter_map(|s| match s {
+                Step::Response {
+                    result: Ok((status, _)),
+                    ..
+                } => Some(*status),
+                _ => None,
+            })
+            .collect()
+    };
+
+    // The right secret: every request is accepted and the value loads.
+    let good = run("right");
+    let answered = statuses(&good);
+    assert!(answered.len() >= 2, "a fetch and a poll were answered");
+    assert!(!answered.contains(&401), "{answered:?}");
+    assert_eq!(good.value("application", "k").as_deref(), Some("v"));
+
+    // A wrong secret: every request is refused and the client reports it.
+    let bad = run("wrong");
+    let answered = statuses(&bad);
+    assert!(!answered.is_empty());
+    assert!(answered.iter().all(|s| *s == 401), "{answered:?}");
+    assert_eq!(bad.value("application", "k"), None);
+    assert!(
+        bad.events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Error(c) if c.cause == ErrorCause::Unauthorized))
+    );
+
+    // Tampering with any signed part of an accepted request gets it refused.
+    let set = |r: &HttpRequest, name: &str, value: String| {
+        let mut r = r.clone();
+        for (k, v) in r.headers.iter_mut() {
+            if k == name {
+                *v = value.clone();
+            }
+        }
+        r
+    };
+    assert!(!good.log.is_empty());
+    for (at, r) in &good.log {
+        let sim = &good.sim;
+        assert!(sim.check_auth(r, *at), "accepted as sent: {}", r.url);
+        let ts: u64 = r
+            .headers
+            .iter()
+            .find(|(k, _)| k == "Timestamp")
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap();
+        let sig = hmac_sha1_base64("right", &format!("{ts}\n{}", wire_target(&r.url)));
+        assert_eq!(
+            set(r, "Authorization", format!("Apollo app:{sig}")),
+            r.clone(),
+            "the client's header is the one computed here"
+        );
+        let mut flipped = sig.clone().into_bytes();
+        flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        let refused = [
+            set(r, "Authorization", format!("Apollo app:{flipped}")),
+            set(r, "Authorization", format!("Apollo other:{sig}")),
+            set(r, "Authorization", sig.clone()),
+            set(r, "Timestamp", (ts + 1).to_string()),
+            HttpRequest {
+                url: format!("{}&x=1", r.url),
+                ..r.clone()
+            },
+            HttpRequest {
+                headers: vec![],
+                ..r.clone()
+            },
+        ];
+        for t in &refused {
+            assert!(!sim.check_auth(t, *at), "tampered request accepted: {t:?}");
+        }
+        // Outside the 60 s window even a correct signature is refused; just inside, not.
+        let at_ts = |ts: u64| {
+            let sig = hmac_sha1_base64("right", &format!("{ts}\n{}", wire_target(&r.url)));
+            let r = set(r, "Timestamp", ts.to_string());
+            set(&r, "Authorization", format!("Apollo app:{sig}"))
+        };
+        assert!(!sim.check_auth(&at_ts(ts + SIGNATURE_TOLERANCE_MS), *at));
+        assert!(sim.check_auth(&at_ts(ts + SIGNATURE_TOLERANCE_MS - 1), *at));
     }
 }
