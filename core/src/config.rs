@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 use thiserror::Error;
 
-/// Every timing knob, with the Java client's defaults (section 7.6).
+/// Every timing knob, with the Java client's defaults (docs/protocol.md#timing-defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Timing {

@@ -1,4 +1,4 @@
-//! Events, change sets and interest filters (section 7.4).
+//! Events, change sets and interest filters (docs/protocol.md#change-events).
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;

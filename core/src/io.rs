@@ -143,7 +143,7 @@ pub enum Input<'a> {
     CacheFile {
         /// The namespace as configured.
         namespace: &'a str,
-        /// The file's bytes (ISO-8859-1 Java properties, section 9.1).
+        /// The file's bytes (ISO-8859-1 Java properties, docs/protocol.md#properties-codec).
         contents: &'a [u8],
     },
 }

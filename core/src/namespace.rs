@@ -1,4 +1,4 @@
-//! Namespace names and formats (section 2).
+//! Namespace names and formats (docs/protocol.md#names-and-formats).
 
 use alloc::string::String;
 

@@ -1,11 +1,11 @@
-//! Java `.properties` codec (section 9.1 of the protocol notes).
+//! Java `.properties` codec (docs/protocol.md#properties-codec).
 //!
 //! The reader follows `java.util.Properties.load`, the writers follow `Properties.store`:
 //!
 //! * [`load`] / [`load_latin1`] parse text (or ISO-8859-1 bytes, as the Java client reads its local
 //!   cache file) into a sorted map; later duplicate keys win.
 //! * [`store_ascii`] produces the pure-ASCII form written by `store(OutputStream, comment)` (the
-//!   local cache file, section 7.3).
+//!   local cache file, docs/protocol.md#cache-file).
 //! * [`store_text`] produces the form written by `store(Writer, null)` without the date line (the
 //!   `/configfiles` text body).
 //! * [`java_date_utc`] renders `java.util.Date.toString()` in UTC for the cache file's date line.

@@ -1,4 +1,6 @@
-//! JSON bodies of the client protocol (sections 1.4, 1.5, 3.3, 5.1), parsed tolerantly.
+//! JSON bodies of the client protocol, parsed tolerantly (docs/protocol.md#json-bodies): the
+//! `/configs` body (#response-body, #incremental-sync), the long-poll answer (#poll-answer)
+//! and the service list (#servicesconfig).
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -12,7 +14,7 @@ pub(crate) struct ConfigBody {
     pub payload: ConfigPayload,
 }
 
-/// Full configurations or incremental changes (section 1.5).
+/// Full configurations or incremental changes (docs/protocol.md#incremental-sync).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ConfigPayload {
     Full(BTreeMap<String, String>),

@@ -1,4 +1,4 @@
-//! Access-key signing (section 6.1).
+//! Access-key signing (docs/protocol.md#signing).
 
 use alloc::format;
 use alloc::string::String;
@@ -36,7 +36,7 @@ mod tests {
 
     #[test]
     fn java_test_vector() {
-        // apollo-core SignatureTest (section 6.1).
+        // apollo-core SignatureTest (docs/protocol.md#signing).
         assert_eq!(
             signature(
                 1576478257344,

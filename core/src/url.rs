@@ -1,4 +1,4 @@
-//! URL building exactly as the Java client escapes (section 0.3).
+//! URL building exactly as the Java client escapes (docs/protocol.md#url-building).
 
 use alloc::string::String;
 

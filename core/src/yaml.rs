@@ -1,4 +1,4 @@
-//! YAML → properties flattening (section 9.3 of the protocol notes).
+//! YAML → properties flattening (docs/protocol.md#yaml-flattening).
 //!
 //! The Java client (`YamlParser`, a port of Spring's `YamlProcessor`) loads every document of the
 //! stream with SnakeYAML's `SafeConstructor` (YAML 1.1 scalar resolution, duplicate keys
@@ -229,7 +229,8 @@ enum Frame {
     },
 }
 
-/// Flatten YAML text to dotted properties with the Java client's rules (section 9.3).
+/// Flatten YAML text to dotted properties with the Java client's rules
+/// (docs/protocol.md#yaml-flattening).
 ///
 /// # Errors
 /// See [`YamlError`]; any error means the Java client would also reject the text (or, for

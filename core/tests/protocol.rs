@@ -1,5 +1,5 @@
-//! Named tests of every numbered behaviour of the core and of the client-side edge cases
-//! of section 11, on the deterministic harness.
+//! Named tests of every numbered behaviour of the core and of the client-side entries of
+//! docs/protocol.md#edge-cases, on the deterministic harness.
 
 mod sim;
 
@@ -230,8 +230,9 @@ fn configs_query_parameters_as_java() {
     assert!(poll.starts_with("http://cs0:8080/notifications/v2?cluster=c1&dataCenter=dc1&appId=app&ip=10.0.0.5&notifications="));
 }
 
+/// docs/protocol.md#edge-cases (31)
 #[test]
-fn item_31_incremental_sync_is_applied() {
+fn incremental_sync_is_applied() {
     let mut h = direct(1, &["application"], |s| {
         s.incremental = true;
         s.publish(0, "application", &[("a", "1"), ("b", "2"), ("c", "3")]);
@@ -262,8 +263,9 @@ fn item_31_incremental_sync_is_applied() {
     );
 }
 
+/// docs/protocol.md#edge-cases (1)
 #[test]
-fn item_01_not_modified_keeps_values() {
+fn not_modified_keeps_values() {
     let mut h = direct(1, &["application"], |s| {
         s.publish(0, "application", &[("k", "v")]);
     });
@@ -277,6 +279,7 @@ fn item_01_not_modified_keeps_values() {
     assert!(h.changes().is_empty());
 }
 
+/// docs/protocol.md#edge-cases (33)
 #[test]
 fn not_found_does_not_block_startup_and_stops_retries() {
     let mut h = direct(1, &["application", "missing"], |s| {
@@ -294,7 +297,7 @@ fn not_found_does_not_block_startup_and_stops_retries() {
         .iter()
         .filter(|r| r.url.contains("/missing"))
         .count();
-    assert_eq!(n, 1, "item 33: 404 stops retries at once");
+    assert_eq!(n, 1, "edge case 33: 404 stops retries at once");
 }
 
 #[test]
@@ -352,8 +355,9 @@ fn fetch_failures_back_off_1_to_8_seconds_across_instances() {
 
 // ---------------------------------------------------------------- 3. long polling
 
+/// docs/protocol.md#edge-cases (14)
 #[test]
-fn item_14_one_long_poll_for_all_namespaces_starting_at_minus_one() {
+fn one_long_poll_for_all_namespaces_starting_at_minus_one() {
     let mut h = direct(1, &["application", "b.yaml"], |s| {
         s.publish(0, "application", &[("k", "v")]);
     });
@@ -368,8 +372,9 @@ fn item_14_one_long_poll_for_all_namespaces_starting_at_minus_one() {
     assert_eq!(polls[0].timeout, core::time::Duration::from_secs(90));
 }
 
+/// docs/protocol.md#edge-cases (15, 17)
 #[test]
-fn item_15_item_17_held_poll_304_repolls_and_stays_single() {
+fn held_poll_304_repolls_and_stays_single() {
     let mut h = direct(1, &["application"], |s| {
         s.hold_ms = 60_000;
         s.publish(0, "application", &[("k", "v")]);
@@ -384,8 +389,9 @@ fn item_15_item_17_held_poll_304_repolls_and_stays_single() {
     assert!(h.max_in_flight.1 <= 1);
 }
 
+/// docs/protocol.md#edge-cases (16)
 #[test]
-fn item_16_publish_while_held_is_fetched_with_messages() {
+fn publish_while_held_is_fetched_with_messages() {
     let mut h = direct(1, &["application"], |s| {
         s.publish(0, "application", &[("k", "v")]);
     });
@@ -496,8 +502,9 @@ fn notification_during_a_fetch_in_flight_gets_its_own_fetch() {
     assert!(total <= 3, "{total} fetches for two publishes");
 }
 
+/// docs/protocol.md#edge-cases (35)
 #[test]
-fn item_35_lagging_instance_304_after_notification_is_retried() {
+fn lagging_instance_304_after_notification_is_retried() {
     let mut h = direct(2, &["application"], |s| {
         s.publish(0, "application", &[("k", "v")]);
         // cs1 lags 3 s and ignores messages (an instance whose cache is behind).
@@ -581,8 +588,9 @@ fn startup_costs_one_configs_request_per_namespace() {
     assert_eq!(h.client.metrics().configs.not_modified, 2);
 }
 
+/// docs/protocol.md#edge-cases (18, 34)
 #[test]
-fn item_18_item_34_answered_names_are_mapped_back() {
+fn answered_names_are_mapped_back() {
     let mut h = direct(1, &["application.properties", "FX.apollo"], |s| {
         s.publish(0, "application", &[("k", "v")]);
         s.publish(0, "fx.apollo", &[("f", "1")]);
@@ -605,8 +613,9 @@ fn item_18_item_34_answered_names_are_mapped_back() {
     );
 }
 
+/// docs/protocol.md#edge-cases (34)
 #[test]
-fn item_34_notification_for_unwatched_namespace_is_ignored() {
+fn notification_for_unwatched_namespace_is_ignored() {
     let mut h = direct(1, &["application"], |s| {
         s.publish(0, "application", &[("k", "v")]);
     });
@@ -646,8 +655,9 @@ fn item_34_notification_for_unwatched_namespace_is_ignored() {
     assert!(n >= 1);
 }
 
+/// docs/protocol.md#edge-cases (33)
 #[test]
-fn item_33_poll_304_switches_instance_about_half_the_time() {
+fn poll_304_switches_instance_about_half_the_time() {
     let mut h = direct(4, &["application"], |s| {
         s.hold_ms = 1_000;
         s.publish(0, "application", &[("k", "v")]);
@@ -664,8 +674,9 @@ fn item_33_poll_304_switches_instance_about_half_the_time() {
     );
 }
 
+/// docs/protocol.md#edge-cases (33)
 #[test]
-fn item_33_poll_errors_back_off_1_to_120_seconds() {
+fn poll_errors_back_off_1_to_120_seconds() {
     let mut h = direct(1, &["application"], |s| {
         s.publish(0, "application", &[("k", "v")]);
     });
@@ -723,8 +734,9 @@ fn periodic_refresh_every_5_minutes_with_release_key() {
 
 // ---------------------------------------------------------------- 5. access keys
 
+/// docs/protocol.md#edge-cases (26, 27)
 #[test]
-fn item_26_item_27_requests_are_signed_except_discovery() {
+fn requests_are_signed_except_discovery() {
     let mut sim = Sim::new("app", 1);
     sim.secret = Some("s3cr3t".into());
     sim.publish(0, "application", &[("k", "v")]);
@@ -773,8 +785,9 @@ fn item_26_item_27_requests_are_signed_except_discovery() {
     }
 }
 
+/// docs/protocol.md#edge-cases (26)
 #[test]
-fn item_26_wrong_secret_surfaces_unauthorized() {
+fn wrong_secret_surfaces_unauthorized() {
     let mut sim = Sim::new("app", 1);
     sim.secret = Some("right".into());
     sim.publish(0, "application", &[("k", "v")]);
@@ -791,8 +804,9 @@ fn item_26_wrong_secret_surfaces_unauthorized() {
 
 // ---------------------------------------------------------------- 6. URLs
 
+/// docs/protocol.md#edge-cases (25)
 #[test]
-fn item_25_plus_in_release_key_and_messages_is_percent_encoded() {
+fn plus_in_release_key_and_messages_is_percent_encoded() {
     let mut h = direct(1, &["application"], |_| {});
     // A merged public release key contains '+'.
     h.sim.ns.insert(
@@ -819,7 +833,7 @@ fn item_25_plus_in_release_key_and_messages_is_percent_encoded() {
     );
     assert!(
         h.client.metrics().configs.not_modified >= 1,
-        "item 2: merged key gets a 304"
+        "edge case 2: merged key gets a 304"
     );
 }
 
@@ -842,8 +856,9 @@ fn hostile_namespace_names_are_escaped_in_paths() {
 
 // ---------------------------------------------------------------- 7. namespaces and formats
 
+/// docs/protocol.md#edge-cases (9, 10)
 #[test]
-fn item_09_properties_suffix_and_item_10_content_namespaces() {
+fn properties_suffix_and_content_namespaces() {
     let mut h = direct(1, &["application.properties", "d.json", "t.txt"], |s| {
         s.publish(0, "application", &[("k", "v")]);
         s.publish(0, "d.json", &[("content", "{\"a\":1}")]);
@@ -945,8 +960,9 @@ fn merged_lookup_first_namespace_wins_and_reports_source() {
 
 // ---------------------------------------------------------------- 9. change events
 
+/// docs/protocol.md#edge-cases (40)
 #[test]
-fn item_40_change_events_and_interest_filters() {
+fn change_events_and_interest_filters() {
     let mut h = direct(1, &["application"], |s| {
         s.publish(0, "application", &[("a", "1"), ("b", "2"), ("db.url", "x")]);
     });
@@ -992,8 +1008,9 @@ fn item_40_change_events_and_interest_filters() {
 
 // ---------------------------------------------------------------- 10. cache
 
+/// docs/protocol.md#edge-cases (36)
 #[test]
-fn item_36_server_down_at_start_serves_cache_then_recovery_fires_changes() {
+fn server_down_at_start_serves_cache_then_recovery_fires_changes() {
     let mut h = direct(1, &["application"], |s| {
         s.publish(0, "application", &[("k", "new"), ("n", "1")]);
         s.instances[0].mode = Mode::Down;
@@ -1026,8 +1043,9 @@ fn item_36_server_down_at_start_serves_cache_then_recovery_fires_changes() {
     );
 }
 
+/// docs/protocol.md#edge-cases (37)
 #[test]
-fn item_37_cache_file_name_and_format() {
+fn cache_file_name_and_format() {
     let mut sim = Sim::new("app", 1);
     sim.publish(0, "foo.yaml", &[("content", "a: 中\n")]);
     let cfg = Harness::config_direct(&sim)
@@ -1158,8 +1176,9 @@ fn unknown_request_id_is_misuse() {
 
 // ---------------------------------------------------------------- bad input
 
+/// docs/protocol.md#edge-cases (42)
 #[test]
-fn item_42_bad_bodies_never_panic_and_values_are_kept() {
+fn bad_bodies_never_panic_and_values_are_kept() {
     let mut h = direct(1, &["application"], |s| {
         s.publish(0, "application", &[("k", "v")]);
     });
@@ -1257,8 +1276,9 @@ fn invalid_configs_are_rejected_at_new() {
     ));
 }
 
+/// docs/protocol.md#edge-cases (20, 44)
 #[test]
-fn item_20_data_center_and_item_44_gray_cluster_keep_watch_keys() {
+fn data_center_and_gray_cluster_keep_watch_keys() {
     let mut sim = Sim::new("app", 1);
     sim.publish(0, "application", &[("k", "v")]);
     let cfg = Harness::config_direct(&sim)
@@ -1278,8 +1298,9 @@ fn item_20_data_center_and_item_44_gray_cluster_keep_watch_keys() {
     }
 }
 
+/// docs/protocol.md#edge-cases (21)
 #[test]
-fn item_21_public_namespace_messages_pass_through_owner_keys() {
+fn public_namespace_messages_pass_through_owner_keys() {
     let mut h = direct(1, &["public.ns"], |s| {
         s.app = "owner".into();
         s.publish(0, "public.ns", &[("k", "v")]);

@@ -1,4 +1,5 @@
-//! The local cache directory: the Java client's layout and file format (section 7.3).
+//! The local cache directory: the Java client's layout and file format
+//! (docs/protocol.md#cache-file).
 
 use std::fs;
 use std::io::Write;

@@ -1,6 +1,5 @@
-//! Settings with the Java client's names and precedence (protocol sections 5.2, 5.3, 6.1
-//! and 7.3): values given to the builder, then environment variables, then
-//! `server.properties`.
+//! Settings with the Java client's names and precedence (docs/protocol.md#settings):
+//! values given to the builder, then environment variables, then `server.properties`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -46,7 +46,7 @@ pub struct Instance {
     pub mode: Mode,
     /// Publishes become visible to this instance this many ms late.
     pub lag_ms: u64,
-    /// Whether `messages` makes a lagging instance reload (the release cache, 1.7).
+    /// Whether `messages` makes a lagging instance reload (the release cache, docs/protocol.md#messages-and-stale-caches).
     pub honors_messages: bool,
     /// Answer latency in ms.
     pub latency_ms: u64,

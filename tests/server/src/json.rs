@@ -1,5 +1,5 @@
 //! A small JSON writer that produces the same bytes as Gson with its default settings
-//! (protocol section 0.2): compact, HTML-safe escapes with lower-case hex, nulls omitted by
+//! (docs/protocol.md#json-bodies): compact, HTML-safe escapes with lower-case hex, nulls omitted by
 //! the callers, fields in the order they are written.
 
 /// Appends `s` as a Gson-escaped JSON string literal (with the quotes) to `out`.

@@ -1,5 +1,5 @@
 //! Java `.properties` text: a reader following `java.util.Properties.load` and a writer
-//! following `Properties.store(Writer, null)` without the date line (protocol section 9.1).
+//! following `Properties.store(Writer, null)` without the date line (docs/protocol.md#properties-codec).
 
 /// Error of [`parse`]: a malformed `\uXXXX` escape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -537,7 +537,7 @@ impl Ctx<'_> {
         self.remote.ip().to_string()
     }
 
-    /// The access-key filter (section 6.2). `Some(resp)` means reject.
+    /// The access-key filter (docs/protocol.md#server-check). `Some(resp)` means reject.
     fn authenticate(&self, app: &str) -> Option<Resp> {
         if !valid_app_id(app) {
             return Some(spring_error(400, "InvalidAppId", self.path));
@@ -780,7 +780,7 @@ fn configs(ctx: &Ctx<'_>) -> Resp {
     json(body)
 }
 
-/// Section 1.5 change list: ADDED (new order), DELETED (old order), MODIFIED (old order).
+/// docs/protocol.md#incremental-sync change list: ADDED (new order), DELETED (old order), MODIFIED (old order).
 fn changes_json(old: &[(String, String)], new: &[(String, String)]) -> String {
     let old_map: HashMap<&str, &str> = old.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let new_map: HashMap<&str, &str> = new.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -894,7 +894,7 @@ async fn notifications(ctx: &Ctx<'_>) -> Resp {
     if entries.is_empty() {
         return invalid();
     }
-    // Step 2: filter, strip, normalise, de-duplicate (smaller id wins).
+    // docs/protocol.md#poll-algorithm step 2: filter, strip, normalise, de-duplicate (smaller id wins).
     let mut kept: Vec<(String, String, i64)> = Vec::new(); // (canonical, stripped, id)
     {
         let d = ctx.inst.store.data();
@@ -939,7 +939,7 @@ async fn notifications(ctx: &Ctx<'_>) -> Resp {
         .watch_keys(&app, &cluster, dc.as_deref(), &names);
     let all_keys: Vec<String> = keys.iter().flatten().cloned().collect();
     let mut reg = ctx.inst.hub.register(&all_keys);
-    // Step 5-6: check the latest messages after registering.
+    // docs/protocol.md#poll-algorithm steps 5-6: check the latest messages after registering.
     let mut immediate = String::from("[");
     let mut any = false;
     {

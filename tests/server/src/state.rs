@@ -119,7 +119,7 @@ pub struct Client<'a> {
     pub label: Option<&'a str>,
 }
 
-/// Merges in protocol 1.6 order: `releases` are (app-first) release item lists; the last one
+/// Merges in docs/protocol.md#merge-order: `releases` are (app-first) release item lists; the last one
 /// is applied first and earlier ones override, keeping the first-seen position.
 pub fn merge(lists: &[&[(String, String)]]) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
@@ -192,7 +192,7 @@ impl Data {
         id
     }
 
-    /// Generates a release key (`yyyyMMddHHmmss-` + 16 lower-case hex, section 0.4).
+    /// Generates a release key (`yyyyMMddHHmmss-` + 16 lower-case hex, docs/protocol.md#release-keys-and-ids).
     pub fn new_release_key(&mut self, app: &str, cluster: &str, ns: &str, now: u64) -> String {
         self.key_counter = self.key_counter.wrapping_add(1) & 0x00ff_ffff;
         let mut h: u32 = 0x811c_9dc5;
@@ -231,7 +231,7 @@ impl Data {
         })
     }
 
-    /// Section 2 normalisation of a requested name (suffix stripped, canonical case).
+    /// docs/protocol.md#server-normalisation of a requested name (suffix stripped, canonical case).
     pub fn normalize(&self, app: &str, requested: &str) -> String {
         let stripped = strip_properties(requested);
         if let Some(n) = self.own_namespace(app, stripped) {
@@ -243,7 +243,7 @@ impl Data {
         stripped.to_string()
     }
 
-    /// Whether `ns` (canonical) belongs to `app` (section 1.2 step 5).
+    /// Whether `ns` (canonical) belongs to `app` (docs/protocol.md#configs-lookup step 5).
     pub fn belongs(&self, app: &str, ns: &str) -> bool {
         if ns == "application" {
             return true;
@@ -310,7 +310,7 @@ impl Data {
         self.latest_release(&b.app, &b.name, &b.ns, cutoff)
     }
 
-    /// Section 1.3: cluster fallback with gray rules.
+    /// Cluster fallback with gray rules (docs/protocol.md#cluster-fallback).
     pub fn find_release(
         &self,
         client: &Client<'_>,
@@ -340,7 +340,7 @@ impl Data {
         None
     }
 
-    /// Section 1.2 steps 4-8 for a canonical namespace; `None` means 404.
+    /// docs/protocol.md#configs-lookup steps 4-8 for a canonical namespace; `None` means 404.
     pub fn lookup_config(
         &self,
         client: &Client<'_>,
@@ -385,7 +385,7 @@ impl Data {
         })
     }
 
-    /// Section 1.5: merged configurations of the releases named in a client release key.
+    /// docs/protocol.md#incremental-sync: merged configurations of the releases named in a client release key.
     pub fn old_items(&self, client_key: &str, only_active: bool) -> Option<Vec<(String, String)>> {
         let mut lists = Vec::new();
         for k in client_key.split('+') {
@@ -403,7 +403,7 @@ impl Data {
         Some(merge(&lists))
     }
 
-    /// Section 3.2 step 4: watch keys of each canonical namespace.
+    /// docs/protocol.md#watch-keys (poll algorithm step 4): watch keys of each canonical namespace.
     pub fn watch_keys(
         &self,
         app: &str,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Format of a namespace (protocol section 2).
+/// Format of a namespace (docs/protocol.md#names-and-formats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
@@ -76,7 +76,7 @@ pub struct Release {
     pub message_id: i64,
 }
 
-/// Mode of an access key (protocol section 6.2).
+/// Mode of an access key (docs/protocol.md#server-check).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum AccessKeyMode {
@@ -101,7 +101,7 @@ pub struct AccessKey {
     pub enabled: bool,
 }
 
-/// One item of a gray-release rule (protocol section 1.3).
+/// One item of a gray-release rule (docs/protocol.md#gray-releases).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct GrayRule {
@@ -119,9 +119,9 @@ pub struct GrayRule {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Switches {
-    /// `config-service.incremental.change.enabled` (section 1.5).
+    /// `config-service.incremental.change.enabled` (docs/protocol.md#incremental-sync).
     pub incremental_sync: bool,
-    /// `config-service.cache.enabled`: `/configs` honours `messages` (section 1.7).
+    /// `config-service.cache.enabled`: `/configs` honours `messages` (docs/protocol.md#messages-and-stale-caches).
     pub release_cache: bool,
     /// `apollo.access-key.auth-time-diff-tolerance` in milliseconds (default 60 000).
     pub access_key_tolerance_ms: u64,

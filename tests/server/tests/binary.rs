@@ -242,9 +242,10 @@ fn dir_with_data_file_does_not_republish_on_restart() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Section 11 item 38 (client-side item; the server side is the directory mode's reader).
+/// docs/protocol.md#edge-cases (38) (a client-side entry; the server side is the directory
+/// mode's reader).
 #[test]
-fn item_38_properties_rules_in_directory_mode() {
+fn properties_rules_in_directory_mode() {
     let dir = tmp("props");
     write(
         &dir.join("App/default/application.properties"),

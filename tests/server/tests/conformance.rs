@@ -1,4 +1,5 @@
-//! Protocol section 11, server-side items, each checked against a real server on 127.0.0.1.
+//! The server-side entries of docs/protocol.md#edge-cases, each checked against a real
+//! server on 127.0.0.1.
 
 mod common;
 
@@ -31,8 +32,9 @@ fn public_ns(s: &TestServer) -> String {
     )
 }
 
+/// docs/protocol.md#edge-cases (1)
 #[test]
-fn item_01_configs_304_on_equal_release_key() {
+fn configs_304_on_equal_release_key() {
     let s = server(300);
     let k1 = publish(&s, A, "default", "application", &[("k", "v1")]);
     let k2 = publish(&s, A, "default", "application", &[("k", "v2")]);
@@ -54,8 +56,9 @@ fn item_01_configs_304_on_equal_release_key() {
     }
 }
 
+/// docs/protocol.md#edge-cases (2)
 #[test]
-fn item_02_public_namespace_with_override() {
+fn public_namespace_with_override() {
     let s = server(300);
     let kp = public_ns(&s);
     let ka = publish(&s, A, "default", "FX.apollo", &[("d", "D"), ("b", "B")]);
@@ -69,8 +72,9 @@ fn item_02_public_namespace_with_override() {
     );
 }
 
+/// docs/protocol.md#edge-cases (3)
 #[test]
-fn item_03_public_namespace_without_override() {
+fn public_namespace_without_override() {
     let s = server(300);
     let kp = public_ns(&s);
     let r = get(&s, "/configs/OtherApp/someCluster/FX.apollo");
@@ -82,8 +86,9 @@ fn item_03_public_namespace_without_override() {
     );
 }
 
+/// docs/protocol.md#edge-cases (4)
 #[test]
-fn item_04_override_in_data_center_public_in_default() {
+fn override_in_data_center_public_in_default() {
     let s = server(300);
     let kp = public_ns(&s);
     let ka = publish(&s, A, "dc1", "FX.apollo", &[("a", "dc")]);
@@ -104,8 +109,9 @@ fn item_04_override_in_data_center_public_in_default() {
     assert_eq!(v["releaseKey"], kp);
 }
 
+/// docs/protocol.md#edge-cases (5)
 #[test]
-fn item_05_cluster_fallback_order() {
+fn cluster_fallback_order() {
     let s = server(300);
     let kc = publish(&s, A, "c1", "application", &[("from", "c1")]);
     let kd = publish(&s, A, "dc1", "application", &[("from", "dc1")]);
@@ -129,8 +135,9 @@ fn item_05_cluster_fallback_order() {
     }
 }
 
+/// docs/protocol.md#edge-cases (6)
 #[test]
-fn item_06_unknown_or_unreleased_namespace_404() {
+fn unknown_or_unreleased_namespace_404() {
     let s = server(300);
     s.admin()
         .create_namespace(A, "never", Format::Properties, false)
@@ -148,8 +155,9 @@ fn item_06_unknown_or_unreleased_namespace_404() {
     }
 }
 
+/// docs/protocol.md#edge-cases (7)
 #[test]
-fn item_07_placeholder_app() {
+fn placeholder_app() {
     let s = server(300);
     publish(
         &s,
@@ -168,8 +176,9 @@ fn item_07_placeholder_app() {
     assert_eq!(v["releaseKey"], kp);
 }
 
+/// docs/protocol.md#edge-cases (8)
 #[test]
-fn item_08_namespace_case_mismatch() {
+fn namespace_case_mismatch() {
     let s = server(300);
     let kp = public_ns(&s);
     let v = get(&s, &format!("/configs/{A}/default/fx.APOLLO")).json();
@@ -182,8 +191,9 @@ fn item_08_namespace_case_mismatch() {
     assert_eq!(v["releaseKey"], k);
 }
 
+/// docs/protocol.md#edge-cases (9)
 #[test]
-fn item_09_properties_suffix() {
+fn properties_suffix() {
     let s = server(300);
     let k = publish(&s, A, "default", "application", &[("k", "v")]);
     for ns in [
@@ -201,8 +211,9 @@ fn item_09_properties_suffix() {
     }
 }
 
+/// docs/protocol.md#edge-cases (10)
 #[test]
-fn item_10_non_properties_namespaces() {
+fn non_properties_namespaces() {
     let s = server(300);
     for ext in ["yaml", "yml", "json", "txt", "xml"] {
         let ns = format!("foo.{ext}");
@@ -239,8 +250,9 @@ fn gray_setup(s: &TestServer, rules: Vec<GrayRule>) -> (String, String, String) 
     (normal, branch, gray)
 }
 
+/// docs/protocol.md#edge-cases (11)
 #[test]
-fn item_11_gray_rule_by_ip() {
+fn gray_rule_by_ip() {
     let s = server(300);
     let (normal, branch, gray) = gray_setup(
         &s,
@@ -267,8 +279,9 @@ fn item_11_gray_rule_by_ip() {
     assert_eq!(v["releaseKey"], gray.as_str());
 }
 
+/// docs/protocol.md#edge-cases (12)
 #[test]
-fn item_12_gray_rule_by_label_star_case_inactive() {
+fn gray_rule_by_label_star_case_inactive() {
     let s = server(300);
     let (normal, _branch, gray) = gray_setup(
         &s,
@@ -322,8 +335,9 @@ fn item_12_gray_rule_by_label_star_case_inactive() {
     assert_eq!(key("ip=9.9.9.9"), normal.as_str());
 }
 
+/// docs/protocol.md#edge-cases (13)
 #[test]
-fn item_13_gray_client_on_configfiles_never_cached() {
+fn gray_client_on_configfiles_never_cached() {
     let s = server(300);
     gray_setup(
         &s,
@@ -381,8 +395,9 @@ fn item_13_gray_client_on_configfiles_never_cached() {
     );
 }
 
+/// docs/protocol.md#edge-cases (14)
 #[test]
-fn item_14_minus_one_answers_immediately() {
+fn minus_one_answers_immediately() {
     let s = server(5000);
     let id1 = s
         .admin()
@@ -410,8 +425,9 @@ fn item_14_minus_one_answers_immediately() {
     );
 }
 
+/// docs/protocol.md#edge-cases (15)
 #[test]
-fn item_15_up_to_date_is_held_then_304() {
+fn up_to_date_is_held_then_304() {
     let s = server(400);
     let id = s
         .admin()
@@ -445,8 +461,9 @@ fn wait_held(s: &TestServer, n: usize) {
     }
 }
 
+/// docs/protocol.md#edge-cases (16)
 #[test]
-fn item_16_publish_wakes_held_poll_with_one_notification() {
+fn publish_wakes_held_poll_with_one_notification() {
     let s = server(10_000);
     let id = s
         .admin()
@@ -477,8 +494,9 @@ fn item_16_publish_wakes_held_poll_with_one_notification() {
     );
 }
 
+/// docs/protocol.md#edge-cases (17)
 #[test]
-fn item_17_never_published_namespace_is_held() {
+fn never_published_namespace_is_held() {
     let s = server(300);
     s.admin()
         .publish(A, "default", "application", [("k", "v")])
@@ -489,8 +507,9 @@ fn item_17_never_published_namespace_is_held() {
     assert!(t.elapsed() >= Duration::from_millis(280));
 }
 
+/// docs/protocol.md#edge-cases (18)
 #[test]
-fn item_18_names_mapped_back_as_sent() {
+fn names_mapped_back_as_sent() {
     let s = server(5000);
     public_ns(&s);
     s.admin()
@@ -516,8 +535,9 @@ fn item_18_names_mapped_back_as_sent() {
     assert_eq!(r.json()[0]["namespaceName"], "fX.apollo");
 }
 
+/// docs/protocol.md#edge-cases (19)
 #[test]
-fn item_19_two_spellings_smaller_id_answered() {
+fn two_spellings_smaller_id_answered() {
     let s = server(5000);
     public_ns(&s);
     let last = s.store().last_message_id();
@@ -532,8 +552,9 @@ fn item_19_two_spellings_smaller_id_answered() {
     assert_eq!(arr[0]["notificationId"], last);
 }
 
+/// docs/protocol.md#edge-cases (20)
 #[test]
-fn item_20_watch_keys_cluster_data_center_default() {
+fn watch_keys_cluster_data_center_default() {
     let s = server(10_000);
     let a = s
         .admin()
@@ -581,8 +602,9 @@ fn item_20_watch_keys_cluster_data_center_default() {
     }
 }
 
+/// docs/protocol.md#edge-cases (21)
 #[test]
-fn item_21_public_owner_release_wakes_subscriber() {
+fn public_owner_release_wakes_subscriber() {
     let s = server(10_000);
     public_ns(&s);
     let last = s.store().last_message_id();
@@ -605,8 +627,9 @@ fn item_21_public_owner_release_wakes_subscriber() {
     );
 }
 
+/// docs/protocol.md#edge-cases (22)
 #[test]
-fn item_22_only_application_skips_public_watch_keys() {
+fn only_application_skips_public_watch_keys() {
     let s = server(400);
     public_ns(&s);
     // The placeholder app has no own watch keys; with only `application` it has none at all.
@@ -638,8 +661,9 @@ fn item_22_only_application_skips_public_watch_keys() {
     assert_eq!(v[0]["namespaceName"], "FX.apollo");
 }
 
+/// docs/protocol.md#edge-cases (23)
 #[test]
-fn item_23_invalid_notifications_400() {
+fn invalid_notifications_400() {
     let s = server(300);
     for raw in [
         "not json",
@@ -679,8 +703,9 @@ fn item_23_invalid_notifications_400() {
     );
 }
 
+/// docs/protocol.md#edge-cases (24)
 #[test]
-fn item_24_messages_force_fresh_read_with_release_cache() {
+fn messages_force_fresh_read_with_release_cache() {
     let a = server(300);
     let lagging = TestServer::builder()
         .store(a.store())
@@ -743,8 +768,9 @@ fn item_24_messages_force_fresh_read_with_release_cache() {
     );
 }
 
+/// docs/protocol.md#edge-cases (25)
 #[test]
-fn item_25_plus_in_query_must_be_percent_encoded() {
+fn plus_in_query_must_be_percent_encoded() {
     let s = server(300);
     public_ns(&s);
     publish(&s, A, "default", "FX.apollo", &[("x", "1")]);
@@ -790,8 +816,9 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// docs/protocol.md#edge-cases (26)
 #[test]
-fn item_26_access_keys() {
+fn access_keys() {
     let s = server(300);
     publish(&s, A, "default", "application", &[("k", "v")]);
     let path = format!("/configs/{A}/default/application?ip=10.0.0.1");
@@ -844,8 +871,9 @@ fn item_26_access_keys() {
     assert_eq!(get(&s, &format!("/services/config?appId={A}")).status, 200);
 }
 
+/// docs/protocol.md#edge-cases (27)
 #[test]
-fn item_27_signature_over_raw_path_and_query() {
+fn signature_over_raw_path_and_query() {
     // Test vector of the Java client (SignatureTest).
     assert_eq!(
         signature(
@@ -904,8 +932,9 @@ fn item_27_signature_over_raw_path_and_query() {
     }
 }
 
+/// docs/protocol.md#edge-cases (28)
 #[test]
-fn item_28_invalid_app_id_400() {
+fn invalid_app_id_400() {
     let s = server(300);
     publish(&s, A, "default", "application", &[("k", "v")]);
     for app in ["a+b", "%C3%A9", ".dot", "a%20b"] {
@@ -939,8 +968,9 @@ fn item_28_invalid_app_id_400() {
     assert_eq!(r.status, 400);
 }
 
+/// docs/protocol.md#edge-cases (29)
 #[test]
-fn item_29_configfiles_formats_and_content_types() {
+fn configfiles_formats_and_content_types() {
     let s = server(300);
     s.admin()
         .publish_content(A, "default", "foo.yaml", "a:\n  b: 1\n")
@@ -993,8 +1023,9 @@ fn item_29_configfiles_formats_and_content_types() {
     assert_eq!(r.text(), "{\"content\":\"a:\\n  b: 1\\n\"}");
 }
 
+/// docs/protocol.md#edge-cases (30)
 #[test]
-fn item_30_gson_string_escaping() {
+fn gson_string_escaping() {
     let s = server(300);
     let k = publish(
         &s,
@@ -1018,8 +1049,9 @@ fn item_30_gson_string_escaping() {
     );
 }
 
+/// docs/protocol.md#edge-cases (31)
 #[test]
-fn item_31_incremental_sync() {
+fn incremental_sync() {
     let s = server(300);
     let old = publish(
         &s,
@@ -1067,8 +1099,9 @@ fn item_31_incremental_sync() {
     }
 }
 
+/// docs/protocol.md#edge-cases (32)
 #[test]
-fn item_32_services_lists() {
+fn services_lists() {
     let s = server(300);
     let url = format!("http://{}/", s.addr());
     let want = format!(
@@ -1086,8 +1119,9 @@ fn item_32_services_lists() {
     assert_eq!(get(&s, "/services/config").text(), "[]");
 }
 
+/// docs/protocol.md#edge-cases (41)
 #[test]
-fn item_41_default_hold_below_client_read_timeout() {
+fn default_hold_below_client_read_timeout() {
     assert_eq!(apolloconf_testserver::DEFAULT_HOLD, Duration::from_secs(60));
     assert!(apolloconf_testserver::DEFAULT_HOLD < Duration::from_secs(90));
     let s = TestServer::start().expect("start");
@@ -1097,8 +1131,9 @@ fn item_41_default_hold_below_client_read_timeout() {
     );
 }
 
+/// docs/protocol.md#edge-cases (42)
 #[test]
-fn item_42_full_sync_always_has_configurations() {
+fn full_sync_always_has_configurations() {
     let s = server(300);
     let k = publish(&s, A, "default", "application", &[]);
     assert_eq!(
@@ -1109,8 +1144,9 @@ fn item_42_full_sync_always_has_configurations() {
     );
 }
 
+/// docs/protocol.md#edge-cases (43)
 #[test]
-fn item_43_empty_namespace_on_configfiles() {
+fn empty_namespace_on_configfiles() {
     let s = server(300);
     publish(&s, A, "default", "application", &[]);
     let r = get(&s, &format!("/configfiles/{A}/default/application"));
@@ -1125,8 +1161,9 @@ fn item_43_empty_namespace_on_configfiles() {
     );
 }
 
+/// docs/protocol.md#edge-cases (44)
 #[test]
-fn item_44_gray_cluster_is_branch_watch_keys_parent() {
+fn gray_cluster_is_branch_watch_keys_parent() {
     let s = server(10_000);
     let (_, branch, _) = gray_setup(
         &s,
