@@ -1,4 +1,4 @@
-//! The local cache layout, shared with the Java client (docs/protocol.md#the-cache-file).
+//! The local cache layout, shared with the Java client (docs/protocol.md#cache-file).
 //!
 //! Files live at `{root}/{appId}/config-cache/{appId}+{cluster}+{namespace}.properties`.
 //! The core knows the names below the root; hosts choose the root (a setting, else

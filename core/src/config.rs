@@ -254,7 +254,7 @@ pub struct ConfigBuilder {
 
 /// The cluster a client uses: `cluster` when given (and not blank), else the data center
 /// (a client in data center `dc1` reads cluster `dc1` first, falling back to `default`
-/// on the server), else `default` (docs/protocol.md#clusters-and-data-centers).
+/// on the server), else `default` (docs/protocol.md#settings).
 pub fn effective_cluster(cluster: Option<&str>, data_center: Option<&str>) -> String {
     [cluster, data_center]
         .into_iter()

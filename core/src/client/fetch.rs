@@ -1,4 +1,4 @@
-//! When and where a namespace's `/configs` request goes (docs/protocol.md#the-client-loop).
+//! When and where a namespace's `/configs` request goes (docs/protocol.md#fetch).
 //!
 //! One request per namespace at a time. A namespace is fetched when something wants it
 //! (start-up, a notification, a retry, a host `refresh()`), and in background mode also

@@ -1,4 +1,4 @@
-//! The stale-release guard of one namespace (docs/protocol.md#stale-releases).
+//! The stale-release guard of one namespace (docs/protocol.md#stale-release-guard).
 //!
 //! An instance that answers a release the namespace held before, or one older by the
 //! timestamps inside the release keys, is either a rollback or an instance that lags

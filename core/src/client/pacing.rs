@@ -2,7 +2,7 @@
 //!
 //! Pure helpers: each takes the [`Timing`] knob it needs and, where jitter or a pick is
 //! drawn, the client's [`Rng`] as an argument. Nothing here reads a clock; callers pass
-//! the instants (docs/protocol.md#retries-and-back-off).
+//! the instants (docs/protocol.md#rate-limits-and-back-off).
 
 use core::time::Duration;
 

@@ -1,5 +1,5 @@
 //! The long poll: one `/notifications/v2` request at a time for every namespace
-//! (docs/protocol.md#long-polling).
+//! (docs/protocol.md#long-poll-loop).
 //!
 //! The poll is pinned to one config service; a 304 (the server's hold ran out) moves it
 //! to another one about half the time, as the Java client does, and a failure always
