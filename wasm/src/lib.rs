@@ -20,6 +20,21 @@
 
 mod json;
 
+/// Bench builds only: every allocation of the engine is counted.
+#[cfg(feature = "count-allocs")]
+#[global_allocator]
+static ALLOCATOR: apolloconf_alloc_counter::Counting = apolloconf_alloc_counter::Counting;
+
+/// Bench builds only: `[allocations, bytes]` requested since the module was instantiated.
+#[cfg(feature = "count-allocs")]
+#[wasm_bindgen(js_name = allocStats)]
+pub fn alloc_stats() -> Vec<f64> {
+    vec![
+        apolloconf_alloc_counter::allocations() as f64,
+        apolloconf_alloc_counter::bytes() as f64,
+    ]
+}
+
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};

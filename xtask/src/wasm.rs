@@ -99,7 +99,18 @@ fn install() -> bool {
 
 /// Build the engine, generate the glue into `pkg/dist/` and shrink it with wasm-opt.
 fn build() -> bool {
-    if !cargo(&[
+    build_into(&[], &pkg_dir().join("dist"))
+}
+
+/// The bench-only engine with the `count-allocs` feature (it counts its allocations), in
+/// `{target}/wasm-count-allocs/`; never packed.
+fn counting_dist() -> PathBuf {
+    target_dir().join("wasm-count-allocs")
+}
+
+/// Build the engine with `features`, generate the glue into `dist` and shrink it.
+fn build_into(features: &[&str], dist: &Path) -> bool {
+    let mut args = vec![
         "build",
         "--profile",
         PROFILE,
@@ -107,15 +118,19 @@ fn build() -> bool {
         WASM_TARGET,
         "-p",
         "apolloconf-wasm",
-    ]) {
+    ];
+    let features = features.join(",");
+    if !features.is_empty() {
+        args.extend(["--features", &features]);
+    }
+    if !cargo(&args) {
         return false;
     }
     let wasm = target_dir()
         .join(WASM_TARGET)
         .join(PROFILE)
         .join("apolloconf_wasm.wasm");
-    let dist = pkg_dir().join("dist");
-    let _ = std::fs::remove_dir_all(&dist);
+    let _ = std::fs::remove_dir_all(dist);
     let bindgen = cmd(
         &wasm_bindgen_bin(),
         &[
@@ -127,7 +142,7 @@ fn build() -> bool {
             "--out-name",
             "apolloconf_wasm",
             "--out-dir",
-            &s(&dist),
+            &s(dist),
             &s(&wasm),
         ],
     )
@@ -302,8 +317,14 @@ pub fn bench(r: &mut Runner) {
     }) {
         return;
     }
+    if !r.step(
+        "wasm: build the allocation-counting engine (bench only)",
+        || build_into(&["count-allocs"], &counting_dist()),
+    ) {
+        return;
+    }
     r.step(
-        "npm package: sizes, get() vs Map, publish-to-event latency (Node)",
+        "npm package: sizes, get() vs Map, publish-to-event latency and cost (Node)",
         || {
             let script = s(&pkg_dir().join("test").join("bench.mjs"));
             cmd(
@@ -314,6 +335,8 @@ pub fn bench(r: &mut Runner) {
                     &s(&tarball),
                     "--server",
                     &s(&test_server()),
+                    "--counting-dist",
+                    &s(&counting_dist()),
                 ],
             )
             .ok()
