@@ -1,13 +1,13 @@
 // Entry for browsers (and the `default` condition): the engine is fetched from next to this
 // module (bundlers rewrite the URL); the default cache is localStorage when available.
-import init, { WasmClient } from '../dist/apolloconf_wasm.js';
+import init, * as engine from '../dist/apolloconf_wasm.js';
 import { bindRuntime, localStorageCache } from './client.js';
 
 export const ApolloClient = bindRuntime({
   name: 'this runtime',
   async load() {
     await init({ module_or_path: new URL('../dist/apolloconf_wasm_bg.wasm', import.meta.url) });
-    return { WasmClient };
+    return engine;
   },
   defaultCache: () => {
     try {

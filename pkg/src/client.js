@@ -30,13 +30,6 @@ const OPTION_NAMES = new Set([
   'appId', 'metaServer', 'configServer', 'cluster', 'dataCenter', 'namespaces', 'label', 'ip',
   'secret', 'cache', 'startupTimeoutMs', 'requireValues', 'listeners', 'signal', 'timing', 'mode',
 ]);
-const TIMING_NAMES = new Set([
-  'refreshIntervalMs', 'connectTimeoutMs', 'readTimeoutMs', 'longPollInitialDelayMs',
-  'longPollReadTimeoutMs', 'fetchRetryInitialMs', 'fetchRetryMaxMs', 'longPollRetryInitialMs',
-  'longPollRetryMaxMs', 'loadConfigQps', 'longPollQps', 'discoveryConnectTimeoutMs',
-  'discoveryReadTimeoutMs', 'discoveryRefreshIntervalMs', 'discoveryRetryInitialMs',
-  'discoveryRetryMaxMs', 'discoveryQps', 'lagWindowMs',
-]);
 
 function bad(name, what) {
   return new TypeError(`apolloconf: option \`${name}\` ${what}`);
@@ -49,22 +42,22 @@ function optString(o, name) {
   return v;
 }
 
+// The URLs themselves are judged by the engine.
 function serverList(o, name) {
   const v = o[name];
   if (v === undefined || v === null) return undefined;
-  const list = typeof v === 'string' ? v.split(',') : v;
-  if (!Array.isArray(list) || list.some((s) => typeof s !== 'string')) {
+  if (typeof v === 'string') return v;
+  if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) {
     throw bad(name, 'must be a URL string, a comma-separated list or an array of URLs');
   }
-  const clean = list.map((s) => s.trim()).filter((s) => s !== '');
-  if (clean.length === 0) throw bad(name, 'is empty');
-  for (const u of clean) {
-    if (!/^https?:\/\/[^/\s]+/i.test(u)) throw bad(name, `holds ${JSON.stringify(u)}, which is not an http(s) URL`);
-  }
-  return clean.join(',');
+  return v.join(',');
 }
 
-/** Checks the options and splits them into the engine's JSON and the JS-side settings. */
+/**
+ * Checks the options' types and splits them into the engine's options and the JS-side
+ * settings. Their values (URLs, names, timing knobs) are judged by the engine, which
+ * `create()` turns into the same kind of `TypeError`.
+ */
 export function checkOptions(options, defaultMode = 'background') {
   if (options === null || typeof options !== 'object') {
     throw new TypeError('apolloconf: ApolloClient.create() needs an options object');
@@ -73,19 +66,13 @@ export function checkOptions(options, defaultMode = 'background') {
     if (!OPTION_NAMES.has(k)) throw new TypeError(`apolloconf: unknown option \`${k}\``);
   }
   const appId = options.appId;
-  if (typeof appId !== 'string' || appId.trim() === '') throw bad('appId', 'must be a non-empty string');
-  const metaServer = serverList(options, 'metaServer');
-  const configServer = serverList(options, 'configServer');
-  if (metaServer === undefined && configServer === undefined) {
-    throw new TypeError('apolloconf: option `metaServer` or `configServer` is required');
-  }
-  let namespaces = options.namespaces ?? ['application'];
+  if (typeof appId !== 'string') throw bad('appId', 'must be a non-empty string');
+  let namespaces = options.namespaces ?? undefined;
   if (typeof namespaces === 'string') namespaces = [namespaces];
-  if (!Array.isArray(namespaces) || namespaces.length === 0 ||
-      namespaces.some((n) => typeof n !== 'string' || n.trim() === '')) {
+  if (namespaces !== undefined && (!Array.isArray(namespaces) || namespaces.length === 0 ||
+      namespaces.some((n) => typeof n !== 'string'))) {
     throw bad('namespaces', 'must be a non-empty array of namespace names');
   }
-  if (new Set(namespaces).size !== namespaces.length) throw bad('namespaces', 'lists a namespace twice');
   const startupTimeoutMs = options.startupTimeoutMs ?? 30_000;
   if (typeof startupTimeoutMs !== 'number' || !(startupTimeoutMs >= 0)) {
     throw bad('startupTimeoutMs', 'must be a number of milliseconds >= 0');
@@ -107,18 +94,19 @@ export function checkOptions(options, defaultMode = 'background') {
   if (options.timing !== undefined) {
     if (options.timing === null || typeof options.timing !== 'object') throw bad('timing', 'must be an object');
     for (const [k, v] of Object.entries(options.timing)) {
-      if (!TIMING_NAMES.has(k)) throw bad('timing', `has an unknown field \`${k}\``);
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw bad(`timing.${k}`, 'must be an integer >= 0');
       timing[k] = v;
     }
   }
   const mode = options.mode ?? defaultMode;
   if (mode !== 'background' && mode !== 'edge') throw bad('mode', 'must be "background" or "edge"');
+  const cache = options.cache;
+  checkCache(cache);
   const engine = {
     appId,
     background: mode === 'background',
-    metaServer,
-    configServer,
+    metaServer: serverList(options, 'metaServer'),
+    configServer: serverList(options, 'configServer'),
     cluster: optString(options, 'cluster'),
     dataCenter: optString(options, 'dataCenter'),
     namespaces,
@@ -127,7 +115,7 @@ export function checkOptions(options, defaultMode = 'background') {
     secret: optString(options, 'secret'),
     timing,
   };
-  return { engine, appId, namespaces, startupTimeoutMs, requireValues, listeners, signal, mode, cache: options.cache };
+  return { engine, startupTimeoutMs, requireValues, listeners, signal, mode, cache };
 }
 
 // ------------------------------------------------------------------ cache adapters
@@ -143,15 +131,19 @@ const fromLatin1 = (s) => {
   return out;
 };
 
-/** A cache over a `{ get(key), set(key, value) }` store; values are strings. */
+// A cache adapter reads and writes one namespace's file, named by the engine as
+// `{ fileName, path }`: the file name (`{appId}+{cluster}+{namespace}.properties`, the key in
+// a store) and its path below the cache root (`{appId}/config-cache/{fileName}`).
+
+/** A cache over a `{ get(key), set(key, value) }` store, keyed by file name; values are strings. */
 export function storeCache(store, prefix = '') {
   return {
-    async read(fileName) {
+    async read({ fileName }) {
       const v = await store.get(prefix + fileName);
       if (v === undefined || v === null) return null;
       return typeof v === 'string' ? fromLatin1(v) : new Uint8Array(v);
     },
-    async write(fileName, bytes) {
+    async write({ fileName }, bytes) {
       await store.set(prefix + fileName, latin1(bytes));
     },
   };
@@ -165,48 +157,57 @@ export function localStorageCache() {
 }
 
 /**
- * The Java-compatible file cache: `{root}/{appId}/config-cache/{fileName}`, written to a
- * temporary file and renamed into place. `fs` supplies readFile / writeFile / rename / mkdir.
+ * The Java-compatible file cache: each file at `{root}/{path}` (the engine's layout), written
+ * to a temporary file and renamed into place. `fs` supplies readFile / writeFile / rename / mkdir.
  */
-export function fileCache(root, appId, fs) {
-  const dir = `${root.replace(/[\\/]+$/, '')}/${appId}/config-cache`;
-  let made;
+export function fileCache(root, fs) {
+  const base = root.replace(/[\\/]+$/, '');
+  const made = new Map();
   return {
-    dir,
-    async read(fileName) {
+    async read({ path }) {
       try {
-        return await fs.readFile(`${dir}/${fileName}`);
+        return await fs.readFile(`${base}/${path}`);
       } catch (e) {
         if (fs.isNotFound(e)) return null;
         throw e;
       }
     },
-    async write(fileName, bytes) {
-      made ??= fs.mkdir(dir);
-      await made;
+    async write({ fileName, path }, bytes) {
+      const file = `${base}/${path}`;
+      const dir = file.slice(0, file.lastIndexOf('/'));
+      if (!made.has(dir)) made.set(dir, fs.mkdir(dir));
+      await made.get(dir);
       const tmp = `${dir}/.${fileName}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`;
       await fs.writeFile(tmp, bytes);
-      await fs.rename(tmp, `${dir}/${fileName}`);
+      await fs.rename(tmp, file);
     },
   };
 }
 
-function resolveCache(choice, runtime, appId) {
-  if (choice === undefined) return runtime.defaultCache(appId);
+const CACHE_CHOICES = 'must be false, "file", { dir }, "localStorage" or a { get(key), set(key, value) } store';
+
+function checkCache(choice) {
+  if (choice === undefined || choice === false || choice === null || choice === 'none' ||
+      choice === 'localStorage' || choice === 'file') return;
+  if (typeof choice === 'object' && (typeof choice.dir === 'string' ||
+      (typeof choice.get === 'function' && typeof choice.set === 'function'))) return;
+  throw bad('cache', CACHE_CHOICES);
+}
+
+/** The cache adapter for a checked `cache` option; `defaultRoot` is the engine's default root. */
+function resolveCache(choice, runtime, defaultRoot) {
+  if (choice === undefined) return runtime.defaultCache(defaultRoot);
   if (choice === false || choice === null || choice === 'none') return null;
   if (choice === 'localStorage') {
     const c = localStorageCache();
     if (!c) throw bad('cache', '"localStorage" is not available in this runtime');
     return c;
   }
-  if (choice === 'file' || (typeof choice === 'object' && typeof choice.dir === 'string')) {
+  if (choice === 'file' || typeof choice.dir === 'string') {
     if (!runtime.fileCache) throw bad('cache', `a file cache is not available in ${runtime.name}`);
-    return runtime.fileCache(choice === 'file' ? runtime.cacheRoot() : choice.dir, appId);
+    return runtime.fileCache(choice === 'file' ? runtime.cacheRoot(defaultRoot) : choice.dir);
   }
-  if (typeof choice === 'object' && typeof choice.get === 'function' && typeof choice.set === 'function') {
-    return storeCache(choice);
-  }
-  throw bad('cache', 'must be false, "file", { dir }, "localStorage" or a { get(key), set(key, value) } store');
+  return storeCache(choice);
 }
 
 // ------------------------------------------------------------------ reads
@@ -266,36 +267,23 @@ class NamespaceView {
 
 const EMPTY = Object.freeze({ map: new Map(), content: undefined, releaseKey: undefined, source: 'none', status: 'loading' });
 
-function toSnapshot(raw) {
-  return {
-    map: new Map(Object.entries(raw.properties)),
-    content: raw.isProperties ? undefined : raw.content ?? undefined,
-    releaseKey: raw.releaseKey ?? undefined,
-    source: raw.source,
-    status: raw.status,
-  };
-}
+const newSnapshot = () => ({ map: new Map(), content: undefined, releaseKey: undefined, source: 'none', status: 'loading' });
 
+/** A listener's interest as the engine's JSON (the engine decides what matches). */
 function interest(opts) {
-  if (opts === undefined || opts === null) return { match: null, namespace: undefined };
+  if (opts === undefined || opts === null) return '{}';
   if (typeof opts !== 'object') throw new TypeError('apolloconf: listener options must be an object');
   const keys = opts.keys ?? [];
   const prefixes = opts.prefixes ?? [];
-  if (!Array.isArray(keys) || !Array.isArray(prefixes)) {
+  if (!Array.isArray(keys) || !Array.isArray(prefixes) || keys.some((k) => typeof k !== 'string') ||
+      prefixes.some((p) => typeof p !== 'string')) {
     throw new TypeError('apolloconf: `keys` and `prefixes` must be arrays of strings');
   }
-  const keySet = new Set(keys);
-  const match = keys.length === 0 && prefixes.length === 0
-    ? null
-    : (k) => keySet.has(k) || prefixes.some((p) => k.startsWith(p));
-  return { match, namespace: opts.namespace };
-}
-
-function filtered(ev, sel) {
-  if (sel.namespace !== undefined && sel.namespace !== ev.namespace) return null;
-  if (!sel.match) return ev;
-  const changes = ev.changes.filter((c) => sel.match(c.key));
-  return changes.length === 0 ? null : { ...ev, changes };
+  const namespace = opts.namespace ?? undefined;
+  if (namespace !== undefined && typeof namespace !== 'string') {
+    throw new TypeError('apolloconf: `namespace` must be a string');
+  }
+  return JSON.stringify({ keys, prefixes, namespace });
 }
 
 function errorFrom(e) {
@@ -306,14 +294,18 @@ const asyncDispose = Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose');
 
 /** The client. Create it with `await ApolloClient.create(options)`. */
 export class ApolloClient {
+  // The engine (null once closed and freed) and the JS-side mirror of its namespaces,
+  // kept current by one message per drain of the engine (`#onDrain`).
   #engine = null;
   #cache = null;
   #names = [];
   #snapshots = new Map();
   #merged = new Map();
   #views = new Map();
-  #listeners = { change: new Set(), error: new Set() };
-  #iterators = new Set();
+  // Change listeners and async iterators by id; the engine knows their interests.
+  #subs = new Map();
+  #nextSub = 1;
+  #errorListeners = new Set();
   #closed = false;
   #closing = null;
   #onClosed = null;
@@ -338,34 +330,26 @@ export class ApolloClient {
   /** @internal */
   static async _create(runtime, options) {
     const opts = checkOptions(options, runtime.defaultMode);
-    const cache = resolveCache(opts.cache, runtime, opts.appId);
     if (opts.signal?.aborted) throw new ApolloError(ErrorCode.CLOSED, 'apolloconf: aborted before start', { cause: opts.signal.reason });
     const wasm = await runtime.load();
+    const cache = resolveCache(opts.cache, runtime, wasm.defaultCacheRoot());
     const client = new this(PRIVATE);
     client.#cache = cache;
-    client.#names = opts.namespaces;
     client.#mode = opts.mode;
     for (const [type, fn] of Object.entries(opts.listeners)) client.on(type, fn);
     let engine;
     try {
-      engine = new wasm.WasmClient(JSON.stringify(opts.engine), (json, bytes) => client.#onEvent(json, bytes));
+      engine = new wasm.WasmClient(JSON.stringify({ ...opts.engine, persist: cache !== null }), (json, blobs) => client.#onDrain(json, blobs));
     } catch (e) {
-      throw new TypeError(`apolloconf: invalid options: ${e?.message ?? e}`);
+      throw new TypeError(`apolloconf: ${e?.message ?? e}`);
     }
     client.#engine = engine;
+    client.#names = engine.namespaces();
+    for (const n of client.#names) client.#snapshots.set(n, newSnapshot());
+    for (const [id, sub] of client.#subs) engine.listen(id, sub.interest);
     if (cache) {
-      for (const ns of opts.namespaces) {
-        const fileName = engine.cacheFileName(ns);
-        if (!fileName) continue;
-        try {
-          const bytes = await cache.read(fileName);
-          if (bytes) engine.restore(ns, bytes);
-        } catch (e) {
-          client.#emitError(new ApolloError(ErrorCode.CACHE, `apolloconf: cannot read cache file ${fileName}: ${e?.message ?? e}`, { namespace: ns, cause: e }));
-        }
-      }
+      for (const ns of client.#names) await client.#restoreCache(ns);
     }
-    client.#refreshAll();
     const ready = new Promise((resolve) => { client.#ready = resolve; });
     engine.start();
     let timer;
@@ -387,7 +371,6 @@ export class ApolloClient {
       // Like the Java client: go on with what there is; values arrive as `added` changes.
       opts.signal?.removeEventListener('abort', onAbort);
       if (opts.signal) opts.signal.addEventListener('abort', () => { client.close(); }, { once: true });
-      client.#refreshAll();
       return client;
     }
     if (outcome !== 'ready') {
@@ -399,7 +382,6 @@ export class ApolloClient {
       const last = client.#lastError;
       throw new ApolloError(ErrorCode.TIMEOUT, `apolloconf: not ready within ${opts.startupTimeoutMs} ms${last ? ` (last error: ${last.message})` : ''}`, { cause: last ?? undefined });
     }
-    client.#refreshAll();
     const loaded = client.#names.some((n) => client.#snapshot(n).status === 'loaded');
     if (!loaded && opts.requireValues) {
       const last = client.#lastError;
@@ -414,6 +396,22 @@ export class ApolloClient {
     return client;
   }
 
+  /** Reads a namespace's cache file into the engine. */
+  async #restoreCache(ns) {
+    const engine = this.#engine;
+    const fileName = engine.cacheFileName(ns);
+    const path = engine.cachePath(ns);
+    if (!fileName || !path) return;
+    try {
+      const bytes = await this.#cache.read({ fileName, path });
+      // The client may have closed meanwhile; the engine ignores a file that comes after
+      // the server's values.
+      if (bytes && this.#engine && !this.#closing) this.#engine.restore(ns, bytes);
+    } catch (e) {
+      this.#emitError(new ApolloError(ErrorCode.CACHE, `apolloconf: cannot read cache file ${fileName}: ${e?.message ?? e}`, { namespace: ns, cause: e }));
+    }
+  }
+
   #snapshot(name) {
     return this.#snapshots.get(name) ?? EMPTY;
   }
@@ -423,61 +421,67 @@ export class ApolloClient {
     return this.#snapshot(name);
   }
 
-  #rebuildMerged() {
-    const merged = new Map();
-    for (const n of this.#names) {
-      for (const [k, v] of this.#snapshot(n).map) if (!merged.has(k)) merged.set(k, v);
-    }
-    this.#merged = merged;
-  }
-
-  #refreshAll() {
-    for (const raw of JSON.parse(this.#engine.snapshot())) {
-      if (!this.#names.includes(raw.name)) this.#names.push(raw.name);
-      this.#snapshots.set(raw.name, toSnapshot(raw));
-    }
-    this.#rebuildMerged();
-  }
-
-  #refreshOne(name) {
-    const json = this.#engine.namespaceSnapshot(name);
-    if (json === undefined) return;
-    this.#snapshots.set(name, toSnapshot(JSON.parse(json)));
-    this.#rebuildMerged();
-  }
-
   #emitError(err) {
     this.#lastError = err;
-    for (const fn of this.#listeners.error) {
+    for (const fn of this.#errorListeners) {
       try { fn(err); } catch (e) { queueMicrotask(() => { throw e; }); }
     }
   }
 
-  #onEvent(json, bytes) {
-    const ev = JSON.parse(json);
+  // One drain of the engine: first the state (namespaces, their values and the merged view
+  // as the engine computed them), then the events, so that listeners see it all.
+  #onDrain(json, blobs) {
+    const d = JSON.parse(json);
+    if (d.names) {
+      this.#names = d.names;
+      for (const n of d.names) if (!this.#snapshots.has(n)) this.#snapshots.set(n, newSnapshot());
+    }
+    for (const n of d.ns ?? []) {
+      const s = this.#snapshots.get(n.name);
+      s.releaseKey = n.releaseKey ?? undefined;
+      s.source = n.source;
+      s.status = n.status;
+      if (n.content !== undefined) s.content = n.content;
+      if (n.values) s.map = new Map(Object.entries(n.values));
+    }
+    const events = d.events ?? [];
+    for (const ev of events) {
+      if (ev.type !== 'change') continue;
+      const map = this.#snapshots.get(ev.namespace).map;
+      for (const c of ev.changes) {
+        if (c.newValue === null) map.delete(c.key);
+        else map.set(c.key, c.newValue);
+      }
+    }
+    for (const [k, v] of d.merged ?? []) {
+      if (v === null) this.#merged.delete(k);
+      else this.#merged.set(k, v);
+    }
+    for (const ev of events) this.#deliver(ev, blobs);
+  }
+
+  #deliver(ev, blobs) {
     switch (ev.type) {
-      case 'loaded':
-        this.#refreshOne(ev.namespace);
-        break;
       case 'change': {
-        this.#refreshOne(ev.namespace);
         const event = { namespace: ev.namespace, releaseKey: ev.releaseKey ?? undefined, source: ev.source, changes: ev.changes.map((c) => ({ key: c.key, oldValue: c.oldValue ?? undefined, newValue: c.newValue ?? undefined, type: c.type })) };
-        for (const [fn, sel] of this.#listeners.change) {
-          const hit = filtered(event, sel);
-          if (hit) {
-            try { fn(hit); } catch (e) { queueMicrotask(() => { throw e; }); }
-          }
+        // The engine names the listeners the event is for, with the indexes of their changes.
+        for (const [id, ...picked] of ev.hits) {
+          const sub = this.#subs.get(id);
+          if (!sub) continue;
+          sub.deliver(picked.length === 0 ? event : { ...event, changes: picked.map((i) => event.changes[i]) });
         }
-        for (const it of this.#iterators) it.push(event);
         break;
       }
       case 'ready':
         this.#ready?.();
         break;
       case 'persist':
-        if (this.#cache && bytes) {
+        if (this.#cache && blobs) {
           const cache = this.#cache;
-          this.#writes = this.#writes.then(() => cache.write(ev.fileName, bytes)).catch((e) => {
+          const bytes = blobs[ev.bytes];
+          const file = { fileName: ev.fileName, path: ev.path };
+          if (!file.path) break;
+          this.#writes = this.#writes.then(() => cache.write(file, bytes)).catch((e) => {
             this.#emitError(new ApolloError(ErrorCode.CACHE, `apolloconf: cannot write cache file ${ev.fileName}: ${e?.message ?? e}`, { namespace: ev.namespace, cause: e }));
           });
         }
@@ -491,13 +495,30 @@ export class ApolloClient {
       case 'closed':
         this.#closed = true;
         this.#settleRefreshes();
-        for (const it of this.#iterators) it.end();
-        this.#iterators.clear();
+        for (const [id, sub] of this.#subs) {
+          if (sub.end) {
+            this.#subs.delete(id);
+            sub.end();
+          }
+        }
         this.#onClosed?.();
         break;
       default:
         break;
     }
+  }
+
+  /** Registers a change listener or iterator with its interest (JSON); returns its id. */
+  #subscribe(json, sub) {
+    sub.interest = json;
+    const id = this.#nextSub++;
+    this.#subs.set(id, sub);
+    this.#engine?.listen(id, sub.interest);
+    return id;
+  }
+
+  #unsubscribe(id) {
+    if (this.#subs.delete(id)) this.#engine?.unlisten(id);
   }
 
   /** The value of `key` in the first namespace (configured order) that holds it. */
@@ -533,8 +554,8 @@ export class ApolloClient {
   /**
    * Watches one more namespace (appended to the lookup order). It is listed by `namespaces`
    * and readable through `namespace(name)` as soon as this returns (status `'loading'`);
-   * its values arrive as `added` changes. Watching a namespace again does nothing; an
-   * invalid name is a `TypeError`.
+   * its values arrive as `added` changes.
+   * Watching a namespace again does nothing; an invalid name is a `TypeError`.
    */
   watch(name) {
     if (typeof name !== 'string') throw new TypeError('apolloconf: watch() takes a namespace name');
@@ -544,7 +565,6 @@ export class ApolloClient {
     } catch (e) {
       throw new TypeError(`apolloconf: cannot watch ${JSON.stringify(name)}: ${e?.message ?? e}`);
     }
-    this.#refreshAll();
   }
 
   /** Whether `close()` has completed. */
@@ -554,14 +574,15 @@ export class ApolloClient {
   on(type, listener, options) {
     if (typeof listener !== 'function') throw new TypeError('apolloconf: listener must be a function');
     if (type === 'change') {
-      const sel = interest(options);
-      const entry = [listener, sel];
-      this.#listeners.change.add(entry);
-      return () => this.#listeners.change.delete(entry);
+      const deliver = (ev) => {
+        try { listener(ev); } catch (e) { queueMicrotask(() => { throw e; }); }
+      };
+      const id = this.#subscribe(interest(options), { listener, deliver });
+      return () => this.#unsubscribe(id);
     }
     if (type === 'error') {
-      this.#listeners.error.add(listener);
-      return () => this.#listeners.error.delete(listener);
+      this.#errorListeners.add(listener);
+      return () => this.#errorListeners.delete(listener);
     }
     throw new TypeError(`apolloconf: unknown event type ${JSON.stringify(type)} (use "change" or "error")`);
   }
@@ -569,24 +590,21 @@ export class ApolloClient {
   /** Remove a listener added with `on`. */
   off(type, listener) {
     if (type === 'error') {
-      this.#listeners.error.delete(listener);
+      this.#errorListeners.delete(listener);
       return;
     }
-    for (const entry of this.#listeners.change) if (entry[0] === listener) this.#listeners.change.delete(entry);
+    for (const [id, sub] of this.#subs) if (sub.listener === listener) this.#unsubscribe(id);
   }
 
   /** Change events as an async iterator; it ends when the client closes. */
   changes(options) {
-    const sel = interest(options);
+    const json = interest(options);
     const queue = [];
     let wake = null;
     let done = this.#closed;
-    const iterators = this.#iterators;
-    const sink = {
-      push(ev) {
-        const hit = filtered(ev, sel);
-        if (!hit) return;
-        queue.push(hit);
+    const sub = {
+      deliver(ev) {
+        queue.push(ev);
         wake?.();
       },
       end() {
@@ -594,7 +612,8 @@ export class ApolloClient {
         wake?.();
       },
     };
-    if (!done) iterators.add(sink);
+    const id = done ? 0 : this.#subscribe(json, sub);
+    const unsubscribe = () => this.#unsubscribe(id);
     return {
       [Symbol.asyncIterator]() { return this; },
       async next() {
@@ -605,7 +624,7 @@ export class ApolloClient {
       },
       async return() {
         done = true;
-        iterators.delete(sink);
+        unsubscribe();
         return { value: undefined, done: true };
       },
     };
@@ -629,9 +648,9 @@ export class ApolloClient {
     const maxAgeMs = options.maxAgeMs ?? 0;
     if (typeof maxAgeMs !== 'number' || !(maxAgeMs >= 0)) throw bad('maxAgeMs', 'must be a number of milliseconds >= 0');
     if (this.#closed || this.#closing) throw new ApolloError(ErrorCode.CLOSED, 'apolloconf: the client is closed');
+    // The engine's `refreshed` event settles it (within this call when nothing was queued).
     const done = new Promise((resolve) => { this.#refreshWaiters.push(resolve); });
     const queued = this.#engine.refresh(maxAgeMs);
-    if (!this.#engine.isRefreshing()) this.#settleRefreshes();
     await done;
     return queued;
   }
@@ -661,10 +680,11 @@ export class ApolloClient {
         }
         await closedEvent;
       }
-      // Release the engine's memory; reads keep working from the JS snapshot.
+      // Release the engine's memory; reads keep working from the JS-side mirror.
       if (this.#finalMetrics === null) {
         this.#finalMetrics = this.#engine.metrics();
         this.#engine.free();
+        this.#engine = null;
       }
       await this.#writes;
     })();

@@ -1,7 +1,8 @@
 // Entry for Deno: the engine's bytes are read from the package folder (needs read access to
-// it). The default cache is the Java-compatible file cache under $APOLLO_CACHE_DIR or
-// /opt/data when read and write access to it is already granted (never prompts), else none.
-import init, { WasmClient } from '../dist/apolloconf_wasm.js';
+// it). The default cache is the Java-compatible file cache under $APOLLO_CACHE_DIR or the
+// engine's default root (/opt/data) when read and write access to it is already granted
+// (never prompts), else none.
+import init, * as engine from '../dist/apolloconf_wasm.js';
 import { bindRuntime, fileCache } from './client.js';
 
 const fs = {
@@ -12,7 +13,7 @@ const fs = {
   isNotFound: (e) => e instanceof Deno.errors.NotFound,
 };
 
-function cacheRoot() {
+function cacheRoot(defaultRoot) {
   let dir;
   try {
     if (Deno.permissions.querySync({ name: 'env', variable: 'APOLLO_CACHE_DIR' }).state === 'granted') {
@@ -21,7 +22,7 @@ function cacheRoot() {
   } catch {
     // no env access: use the default
   }
-  return dir || '/opt/data';
+  return dir || defaultRoot;
 }
 
 function granted(path) {
@@ -38,13 +39,13 @@ export const ApolloClient = bindRuntime({
   async load() {
     const bytes = await Deno.readFile(new URL('../dist/apolloconf_wasm_bg.wasm', import.meta.url));
     await init({ module_or_path: bytes });
-    return { WasmClient };
+    return engine;
   },
   cacheRoot,
-  fileCache: (root, appId) => fileCache(root, appId, fs),
-  defaultCache(appId) {
-    const root = cacheRoot();
-    return granted(root) ? fileCache(root, appId, fs) : null;
+  fileCache: (root) => fileCache(root, fs),
+  defaultCache(defaultRoot) {
+    const root = cacheRoot(defaultRoot);
+    return granted(root) ? fileCache(root, fs) : null;
   },
 });
 export { ApolloError, ErrorCode } from './client.js';

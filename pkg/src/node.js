@@ -1,8 +1,9 @@
 // Entry for Node (>= 18): the engine's bytes are read from the package folder; the default
-// cache is the Java-compatible file cache under $APOLLO_CACHE_DIR or /opt/data.
+// cache is the Java-compatible file cache under $APOLLO_CACHE_DIR or the engine's default
+// root (/opt/data, as the Java client).
 import { readFile, writeFile, rename, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import init, { WasmClient } from '../dist/apolloconf_wasm.js';
+import init, * as engine from '../dist/apolloconf_wasm.js';
 import { bindRuntime, fileCache } from './client.js';
 
 // mkdir -p one level at a time: Node 20's `mkdir(p, { recursive: true })` never settles
@@ -32,17 +33,17 @@ const fs = {
   isNotFound: (e) => e?.code === 'ENOENT',
 };
 
-const cacheRoot = () => globalThis.process?.env?.APOLLO_CACHE_DIR || '/opt/data';
+const cacheRoot = (defaultRoot) => globalThis.process?.env?.APOLLO_CACHE_DIR || defaultRoot;
 
 export const ApolloClient = bindRuntime({
   name: 'Node',
   async load() {
     const bytes = await readFile(new URL('../dist/apolloconf_wasm_bg.wasm', import.meta.url));
     await init({ module_or_path: bytes });
-    return { WasmClient };
+    return engine;
   },
   cacheRoot,
-  fileCache: (root, appId) => fileCache(root, appId, fs),
-  defaultCache: (appId) => fileCache(cacheRoot(), appId, fs),
+  fileCache: (root) => fileCache(root, fs),
+  defaultCache: (defaultRoot) => fileCache(cacheRoot(defaultRoot), fs),
 });
 export { ApolloError, ErrorCode } from './client.js';

@@ -1,45 +1,301 @@
-//! JSON shapes handed to the JavaScript wrapper (an internal contract with `pkg/src/`).
+//! JSON handed to the JavaScript wrapper (an internal contract with `pkg/src/client.js`).
+//!
+//! One message per drain, written by hand (few allocations, no serde derive):
+//!
+//! ```text
+//! { "names":  ["application", ...],                 the namespaces, when the list grew
+//!   "ns":     [{ "name", "releaseKey", "source", "status",
+//!                "content"?,                        after a load (non-properties formats)
+//!                "values"? }],                      a namespace's first values, whole
+//!   "merged": [[key, value | null], ...],           the merged lookup of every key that changed
+//!   "events": [{ "type": "change", "namespace", "releaseKey", "source",
+//!                "changes": [{ "key", "oldValue", "newValue", "type" }],
+//!                "hits": [[listener, index...], ...] },   no index: every change
+//!              { "type": "ready" | "refreshed" | "closed" },
+//!              { "type": "persist", "namespace", "fileName", "path", "bytes": i },
+//!              { "type": "error", "error": {...} }] }
+//! ```
+//!
+//! The wrapper applies `ns`, then the changes of every change event (its namespaces' maps
+//! change in place), then `merged`, and only then delivers the events: listeners see the
+//! state after the whole drain. Fields without content are left out; a drain with nothing
+//! for the wrapper sends nothing. Every rule is the core's: the merged values come from
+//! `Client::get`, the listeners of a change from `Interest::filter`, the spellings from the
+//! `as_str`/`java_name` of the core's types.
+
+use std::fmt::Write;
 
 use apolloconf_core::{
-    ChangeKind, Client, ClientError, Counter, ErrorCause, Event, Metrics, Namespace, RequestKind,
+    Change, ChangeEvent, Client, ClientError, Counter, ErrorCause, Event, Interest, Metrics,
     Source, Status,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-fn source(s: Source) -> &'static str {
+/// What the wrapper holds of one namespace.
+pub struct Mirror {
+    status: Status,
+    source: Source,
+    release_key: Option<String>,
+    /// Whether it holds the namespace's values (from then on, changes keep them current).
+    values: bool,
+}
+
+/// Append `s` as a JSON string.
+fn string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut from = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // `b` is ASCII, so `i` is a char boundary.
+        out.push_str(s.get(from..i).unwrap_or_default());
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escaped);
+        }
+        from = i + 1;
+    }
+    out.push_str(s.get(from..).unwrap_or_default());
+    out.push('"');
+}
+
+fn opt_string(out: &mut String, s: Option<&str>) {
     match s {
-        Source::Cache => "cache",
-        Source::Server => "server",
-        _ => "none",
+        Some(s) => string(out, s),
+        None => out.push_str("null"),
     }
 }
 
-fn status(s: Status) -> &'static str {
-    match s {
-        Status::Loading => "loading",
-        Status::Loaded => "loaded",
-        Status::NotFound => "not-found",
-        Status::Unavailable => "unavailable",
-        _ => "unknown",
+/// Start `"name":` in an object: a comma unless it is the first field.
+fn field(out: &mut String, name: &str) {
+    if !out.ends_with('{') {
+        out.push(',');
+    }
+    string(out, name);
+    out.push(':');
+}
+
+/// Start an element of an array: a comma unless it is the first.
+fn element(out: &mut String) {
+    if !out.ends_with('[') {
+        out.push(',');
     }
 }
 
-fn kind(k: ChangeKind) -> &'static str {
-    match k {
-        ChangeKind::Added => "ADDED",
-        ChangeKind::Modified => "MODIFIED",
-        ChangeKind::Deleted => "DELETED",
-        _ => "MODIFIED",
-    }
+fn change(out: &mut String, c: &Change) {
+    element(out);
+    out.push('{');
+    field(out, "key");
+    string(out, &c.key);
+    field(out, "oldValue");
+    opt_string(out, c.old.as_deref());
+    field(out, "newValue");
+    opt_string(out, c.new.as_deref());
+    field(out, "type");
+    string(out, c.kind.java_name());
+    out.push('}');
 }
 
-fn request(r: &RequestKind) -> &'static str {
-    match r {
-        RequestKind::Discovery => "discovery",
-        RequestKind::Configs { .. } => "configs",
-        RequestKind::Notifications => "notifications",
-        _ => "other",
+/// `[[listener, index...], ...]`: the listeners whose interest selects changes of `ev`, with
+/// the indexes of those changes (none when it is every change).
+fn hits(out: &mut String, interests: &[(u32, Interest)], ev: &ChangeEvent) {
+    out.push('[');
+    for (id, interest) in interests {
+        let Some(selected) = interest.filter(ev) else {
+            continue;
+        };
+        element(out);
+        let _ = write!(out, "[{id}");
+        if selected.len() < ev.changes.len() {
+            // `filter` keeps the event's order: one pass matches them up.
+            let mut next = selected.iter().peekable();
+            for (i, c) in ev.changes.iter().enumerate() {
+                if next.next_if(|s| std::ptr::eq(**s, c)).is_some() {
+                    let _ = write!(out, ",{i}");
+                }
+            }
+        }
+        out.push(']');
     }
+    out.push(']');
+}
+
+fn change_event(out: &mut String, interests: &[(u32, Interest)], ev: &ChangeEvent) {
+    out.push('{');
+    field(out, "type");
+    string(out, "change");
+    field(out, "namespace");
+    string(out, &ev.namespace);
+    field(out, "releaseKey");
+    opt_string(out, ev.release_key.as_deref());
+    field(out, "source");
+    string(out, ev.source.as_str());
+    field(out, "changes");
+    out.push('[');
+    for c in &ev.changes {
+        change(out, c);
+    }
+    out.push(']');
+    field(out, "hits");
+    hits(out, interests, ev);
+    out.push('}');
+}
+
+/// The message of one drain (see the module docs) and the bytes of its cache writes, or
+/// None when there is nothing for the wrapper.
+pub fn drain<'e>(
+    client: &Client,
+    mirror: &mut Vec<Mirror>,
+    interests: &[(u32, Interest)],
+    persist: bool,
+    events: &'e [Event],
+) -> Option<(String, Vec<&'e [u8]>)> {
+    // Small lists: a set type of their own would cost KBs of wasm. `changed` may repeat a
+    // key; the wrapper sets the same value twice then.
+    let mut loaded = Vec::new();
+    let mut changed = Vec::new();
+    let mut blobs = Vec::new();
+    let mut list = String::from("[");
+    for e in events {
+        match e {
+            Event::Loaded { namespace, .. } => {
+                loaded.push(namespace.as_str());
+            }
+            Event::Changed(c) => {
+                changed.extend(c.changes.iter().map(|c| c.key.as_str()));
+                element(&mut list);
+                change_event(&mut list, interests, c);
+            }
+            Event::Ready => simple(&mut list, "ready"),
+            Event::Refreshed => simple(&mut list, "refreshed"),
+            Event::Closed => simple(&mut list, "closed"),
+            Event::PersistCache(w) if persist => {
+                element(&mut list);
+                list.push('{');
+                field(&mut list, "type");
+                string(&mut list, "persist");
+                field(&mut list, "namespace");
+                string(&mut list, &w.namespace);
+                field(&mut list, "fileName");
+                string(&mut list, &w.file_name);
+                field(&mut list, "path");
+                opt_string(&mut list, client.cache_path(&w.namespace).as_deref());
+                let _ = write!(list, ",\"bytes\":{}}}", blobs.len());
+                blobs.push(w.contents.as_slice());
+            }
+            Event::Error(err) => {
+                element(&mut list);
+                let _ = write!(list, "{{\"type\":\"error\",\"error\":{}}}", error(err));
+            }
+            // Services and loads reach the wrapper as state (below); the rest is not its.
+            _ => {}
+        }
+    }
+    list.push(']');
+
+    let mut out = String::from("{");
+    let grew = client.namespaces().count() > mirror.len();
+    if grew {
+        field(&mut out, "names");
+        out.push('[');
+        for ns in client.namespaces() {
+            element(&mut out);
+            string(&mut out, ns.name());
+        }
+        out.push(']');
+    }
+    let mut ns_list = String::from("[");
+    for (i, ns) in client.namespaces().enumerate() {
+        let new = mirror.len() <= i;
+        if new {
+            mirror.push(Mirror {
+                status: ns.status(),
+                source: ns.source(),
+                release_key: ns.release_key().map(str::to_string),
+                values: false,
+            });
+        }
+        let Some(m) = mirror.get_mut(i) else { continue };
+        let now_loaded = loaded.contains(&ns.name());
+        let full = now_loaded && !m.values;
+        let moved = m.status != ns.status()
+            || m.source != ns.source()
+            || m.release_key.as_deref() != ns.release_key();
+        if !(new || moved || now_loaded) {
+            continue;
+        }
+        m.status = ns.status();
+        m.source = ns.source();
+        if m.release_key.as_deref() != ns.release_key() {
+            m.release_key = ns.release_key().map(str::to_string);
+        }
+        m.values |= now_loaded;
+        element(&mut ns_list);
+        ns_list.push('{');
+        field(&mut ns_list, "name");
+        string(&mut ns_list, ns.name());
+        field(&mut ns_list, "releaseKey");
+        opt_string(&mut ns_list, ns.release_key());
+        field(&mut ns_list, "source");
+        string(&mut ns_list, ns.source().as_str());
+        field(&mut ns_list, "status");
+        string(&mut ns_list, ns.status().as_str());
+        if let (true, Some(content)) = (now_loaded, ns.content()) {
+            field(&mut ns_list, "content");
+            string(&mut ns_list, content);
+        }
+        if full {
+            // Its first values: the wrapper held none, so the merged view only gains keys.
+            field(&mut ns_list, "values");
+            ns_list.push('{');
+            for (k, v) in ns.properties() {
+                field(&mut ns_list, k);
+                string(&mut ns_list, v);
+                changed.push(k.as_str());
+            }
+            ns_list.push('}');
+        }
+        ns_list.push('}');
+    }
+    ns_list.push(']');
+    if ns_list.len() > 2 {
+        field(&mut out, "ns");
+        out.push_str(&ns_list);
+    }
+    if !changed.is_empty() {
+        field(&mut out, "merged");
+        out.push('[');
+        for key in changed {
+            element(&mut out);
+            out.push('[');
+            string(&mut out, key);
+            out.push(',');
+            opt_string(&mut out, client.get(key));
+            out.push(']');
+        }
+        out.push(']');
+    }
+    if list.len() > 2 {
+        field(&mut out, "events");
+        out.push_str(&list);
+    }
+    out.push('}');
+    (out.len() > 2).then_some((out, blobs))
+}
+
+fn simple(list: &mut String, kind: &str) {
+    element(list);
+    list.push_str("{\"type\":");
+    string(list, kind);
+    list.push('}');
 }
 
 fn error(e: &ClientError) -> Value {
@@ -47,75 +303,10 @@ fn error(e: &ClientError) -> Value {
         "code": e.cause.code(),
         "message": e.to_string(),
         "namespace": e.namespace,
-        "request": e.request.as_ref().map(request),
+        "request": e.request.as_ref().map(|r| r.as_str()),
         "url": e.url,
         "status": match e.cause { ErrorCause::Status(s) => Some(s), ErrorCause::Unauthorized => Some(401), ErrorCause::NotFound => Some(404), _ => None },
     })
-}
-
-/// An event as JSON, plus the bytes of a cache write.
-pub fn event(e: &Event) -> (String, Option<&[u8]>) {
-    let mut bytes = None;
-    let v = match e {
-        Event::ServicesChanged { services } => json!({ "type": "services", "services": services }),
-        Event::Loaded {
-            namespace,
-            source: s,
-            release_key,
-        } => {
-            json!({ "type": "loaded", "namespace": namespace, "source": source(*s), "releaseKey": release_key })
-        }
-        Event::Changed(c) => {
-            let changes: Vec<Value> = c
-                .changes
-                .iter()
-                .map(|ch| json!({ "key": ch.key, "oldValue": ch.old, "newValue": ch.new, "type": kind(ch.kind) }))
-                .collect();
-            json!({
-                "type": "change",
-                "namespace": c.namespace,
-                "releaseKey": c.release_key,
-                "source": source(c.source),
-                "changes": changes,
-            })
-        }
-        Event::Ready => json!({ "type": "ready" }),
-        Event::PersistCache(w) => {
-            bytes = Some(w.contents.as_slice());
-            json!({ "type": "persist", "namespace": w.namespace, "fileName": w.file_name })
-        }
-        Event::Error(err) => json!({ "type": "error", "error": error(err) }),
-        Event::Closed => json!({ "type": "closed" }),
-        _ => json!({ "type": "other" }),
-    };
-    (v.to_string(), bytes)
-}
-
-fn namespace_value(ns: &Namespace) -> Value {
-    let props: Map<String, Value> = ns
-        .properties()
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    json!({
-        "name": ns.name(),
-        "properties": props,
-        "isProperties": ns.format().is_properties(),
-        "content": ns.content(),
-        "releaseKey": ns.release_key(),
-        "source": source(ns.source()),
-        "status": status(ns.status()),
-    })
-}
-
-/// One namespace's snapshot.
-pub fn namespace(ns: &Namespace) -> String {
-    namespace_value(ns).to_string()
-}
-
-/// Every namespace's snapshot, in lookup order.
-pub fn namespaces(client: &Client) -> String {
-    Value::Array(client.namespaces().map(namespace_value).collect()).to_string()
 }
 
 fn counter(c: &Counter) -> Value {

@@ -9,9 +9,11 @@
 //!   whole module, since the release profile uses `panic = "abort"`).
 //! - Each request is a `spawn_local` future over `fetch` with an `AbortController` that a
 //!   timer aborts after the request's connect + read timeout.
-//! - One timer at a time for the core's deadline; it is replaced when the deadline moves
-//!   and cleared by `close()`, which also aborts every fetch, so a Node or Deno process
-//!   exits by itself right after `close()`.
+//! - One timer at a time, exactly for the core's deadline (none when the core has none);
+//!   `close()` clears it and aborts every fetch, so a Node or Deno process exits by itself
+//!   right after `close()`.
+//! - After each drain the wrapper gets one message (`json::drain`): what changed in the
+//!   namespaces it mirrors and the events, each change with the listeners it is for.
 //! - `now` comes from the global `performance.now()`, the wall-clock anchor used for
 //!   access-key signing from `Date.now()`.
 //! - Nothing runs at import time: the client starts on [`WasmClient::start`].
@@ -20,29 +22,14 @@
 
 mod json;
 
-/// Bench builds only: every allocation of the engine is counted.
-#[cfg(feature = "count-allocs")]
-#[global_allocator]
-static ALLOCATOR: apolloconf_alloc_counter::Counting = apolloconf_alloc_counter::Counting;
-
-/// Bench builds only: `[allocations, bytes]` requested since the module was instantiated.
-#[cfg(feature = "count-allocs")]
-#[wasm_bindgen(js_name = allocStats)]
-pub fn alloc_stats() -> Vec<f64> {
-    vec![
-        apolloconf_alloc_counter::allocations() as f64,
-        apolloconf_alloc_counter::bytes() as f64,
-    ]
-}
-
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use apolloconf_core::{
-    Client, Config, HttpRequest, HttpResponse, Input, Instant, Output, Timing, TransportError,
-    TransportErrorKind,
+    Client, Config, ConfigError, HttpRequest, HttpResponse, Input, Instant, Interest, Output,
+    Timing, TransportError, TransportErrorKind,
 };
 use js_sys::{Function, Promise, Uint8Array};
 use serde_json::Value;
@@ -74,6 +61,7 @@ extern "C" {
 
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     fn performance_now() -> f64;
+
 }
 
 fn global() -> Global {
@@ -93,8 +81,22 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The options the JavaScript wrapper passes (already type-checked there). Parsed from a
-/// `serde_json::Value` by hand: a derived deserializer costs several KB of wasm.
+/// The core's timing knob names (`Timing::NAMES`), the keys of the `timing` option.
+#[wasm_bindgen(js_name = timingNames)]
+pub fn timing_names() -> Vec<String> {
+    Timing::NAMES.iter().map(|n| n.to_string()).collect()
+}
+
+/// The default cache root (`apolloconf_core::cache::DEFAULT_ROOT`), used when no
+/// directory is given and the host has no setting (`APOLLO_CACHE_DIR`).
+#[wasm_bindgen(js_name = defaultCacheRoot)]
+pub fn default_cache_root() -> String {
+    apolloconf_core::cache::DEFAULT_ROOT.to_string()
+}
+
+/// The options the JavaScript wrapper passes (type-checked there; their values are judged
+/// here and by the core). Parsed from a `serde_json::Value` by hand: a derived
+/// deserializer costs several KB of wasm.
 #[derive(Default)]
 struct Options {
     app_id: String,
@@ -102,12 +104,15 @@ struct Options {
     config_server: Option<String>,
     cluster: Option<String>,
     data_center: Option<String>,
-    namespaces: Vec<String>,
+    /// None: the core's default.
+    namespaces: Option<Vec<String>>,
     label: Option<String>,
     ip: Option<String>,
     secret: Option<String>,
     /// False: edge mode (no long poll, nothing in the background; see `refresh`).
     background: bool,
+    /// False: the wrapper has no cache, so cache writes are not handed to it.
+    persist: bool,
     timing: Timing,
 }
 
@@ -116,19 +121,18 @@ fn text(v: &Value, key: &str) -> Option<String> {
 }
 
 impl Options {
+    /// The options, or the message of a `TypeError` (naming the option).
     fn parse(json: &str) -> Result<Options, String> {
         let v: Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
         if !v.is_object() {
             return Err(String::from("options must be an object"));
         }
-        let namespaces = match v.get("namespaces") {
-            Some(Value::Array(list)) => list
-                .iter()
+        let namespaces = v.get("namespaces").and_then(Value::as_array).map(|list| {
+            list.iter()
                 .filter_map(Value::as_str)
                 .map(str::to_string)
-                .collect(),
-            _ => Vec::new(),
-        };
+                .collect()
+        });
         Ok(Options {
             app_id: text(&v, "appId").unwrap_or_default(),
             meta_server: text(&v, "metaServer"),
@@ -140,22 +144,61 @@ impl Options {
             ip: text(&v, "ip"),
             secret: text(&v, "secret"),
             background: v.get("background").and_then(Value::as_bool).unwrap_or(true),
+            persist: v.get("persist").and_then(Value::as_bool).unwrap_or(true),
             timing: timing(v.get("timing").unwrap_or(&Value::Null))?,
         })
+    }
+
+    /// Which option a configuration error is about, for the message.
+    fn option_of(&self, e: &ConfigError) -> &'static str {
+        let servers = if self.config_server.is_some() {
+            "configServer"
+        } else {
+            "metaServer"
+        };
+        match e {
+            ConfigError::InvalidAppId(_) => "appId",
+            ConfigError::InvalidCluster(v) => {
+                let given = |o: &Option<String>| o.as_deref().is_some_and(|s| s.trim() == v.trim());
+                if !given(&self.cluster) && given(&self.data_center) {
+                    "dataCenter"
+                } else {
+                    "cluster"
+                }
+            }
+            ConfigError::NoServers | ConfigError::InvalidUrl(_) => servers,
+            ConfigError::InvalidNamespace(_) | ConfigError::DuplicateNamespace(_) => "namespaces",
+            ConfigError::InvalidTiming(_) => "timing",
+            _ => "options",
+        }
+    }
+
+    fn config_error(&self, e: &ConfigError) -> String {
+        if matches!(e, ConfigError::NoServers)
+            && self.config_server.is_none()
+            && self.meta_server.is_none()
+        {
+            return String::from("option `metaServer` or `configServer` is required");
+        }
+        format!("option `{}`: {e}", self.option_of(e))
     }
 }
 
 /// Timing overrides by the core's knob names (`Timing::NAMES`: durations in ms, rates
-/// per second). The JS wrapper already rejects unknown names with a `TypeError`; this
-/// checks again so the engine never silently ignores one.
+/// per second); `Timing::set` refuses unknown names.
 fn timing(v: &Value) -> Result<Timing, String> {
     let mut t = Timing::default();
     let Some(map) = v.as_object() else {
         return Ok(t);
     };
     for (name, value) in map {
-        if !value.as_u64().is_some_and(|n| t.set(name, n)) {
-            return Err(format!("bad timing option {name}: {value}"));
+        let Some(n) = value.as_u64() else {
+            return Err(format!(
+                "option `timing.{name}` must be an integer >= 0, got {value}"
+            ));
+        };
+        if !t.set(name, n) {
+            return Err(format!("option `timing` has an unknown field `{name}`"));
         }
     }
     Ok(t)
@@ -168,14 +211,8 @@ fn build_config(o: &Options) -> Config {
     } else if let Some(list) = &o.meta_server {
         b = b.meta_server(list);
     }
-    // The Java client's rule (apollo.cluster, else the idc, else default), as the native
-    // host resolves it.
-    let cluster = [&o.cluster, &o.data_center]
-        .into_iter()
-        .filter_map(|v| v.as_deref())
-        .find(|v| !v.trim().is_empty());
-    if let Some(c) = cluster {
-        b = b.cluster(c);
+    if let Some(v) = &o.cluster {
+        b = b.cluster(v.as_str());
     }
     if let Some(v) = &o.data_center {
         b = b.data_center(v.as_str());
@@ -189,10 +226,12 @@ fn build_config(o: &Options) -> Config {
     if let Some(v) = &o.secret {
         b = b.secret(v.as_str());
     }
-    b = b.background(o.background);
+    if let Some(list) = &o.namespaces {
+        b = b.namespaces(list.iter().cloned());
+    }
     // A 53-bit random seed is plenty for instance picks and jitter.
     let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
-    b.namespaces(o.namespaces.iter().cloned())
+    b.background(o.background)
         .timing(o.timing.clone())
         .seed(seed)
         .wall_clock(js_sys::Date::now() as u64)
@@ -201,16 +240,17 @@ fn build_config(o: &Options) -> Config {
 
 struct State {
     client: Client,
-    on_event: Function,
+    on_drain: Function,
     started: bool,
-    /// Whether the client keeps itself up to date (false: edge mode).
-    background: bool,
-    /// Whether a fetch was queued or in flight after the last drain.
-    refreshing: bool,
+    persist: bool,
     /// The armed `setTimeout` handle and the deadline it stands for.
     timer: Option<(JsValue, Instant)>,
     /// Controllers of the fetches in flight, by request id.
     in_flight: BTreeMap<u64, AbortController>,
+    /// The wrapper's listeners (and async iterators) by id, in the order of their ids.
+    interests: Vec<(u32, Interest)>,
+    /// What the wrapper holds of each namespace, in lookup order.
+    mirror: Vec<json::Mirror>,
 }
 
 struct Shared {
@@ -232,23 +272,25 @@ fn busy() -> JsError {
 
 #[wasm_bindgen]
 impl WasmClient {
-    /// Validate `options` (JSON) and create a client that is not started yet.
-    /// `on_event(json, bytes?)` receives every event; `bytes` is set for cache writes.
+    /// Judge `options` (JSON) and create a client that is not started yet. An error's
+    /// message names the option (the wrapper throws it as a `TypeError`).
+    /// `on_drain(json, blobs?)` receives one message per drain (see `json::drain`);
+    /// `blobs` holds the bytes of its cache writes.
     #[wasm_bindgen(constructor)]
-    pub fn new(options: &str, on_event: Function) -> Result<WasmClient, JsError> {
-        let opts = Options::parse(options)
-            .map_err(|e| JsError::new(&format!("apolloconf: bad options: {e}")))?;
-        let client =
-            Client::new(build_config(&opts), now()).map_err(|e| JsError::new(&e.to_string()))?;
+    pub fn new(options: &str, on_drain: Function) -> Result<WasmClient, JsError> {
+        let opts = Options::parse(options).map_err(|e| JsError::new(&e))?;
+        let client = Client::new(build_config(&opts), now())
+            .map_err(|e| JsError::new(&opts.config_error(&e)))?;
         let shared = Rc::new(Shared {
             state: RefCell::new(State {
                 client,
-                on_event,
+                on_drain,
                 started: false,
+                persist: opts.persist,
                 timer: None,
                 in_flight: BTreeMap::new(),
-                background: opts.background,
-                refreshing: false,
+                interests: Vec::new(),
+                mirror: Vec::new(),
             }),
             tick: RefCell::new(None),
         });
@@ -260,6 +302,16 @@ impl WasmClient {
         Ok(WasmClient { shared })
     }
 
+    /// The watched namespaces, in lookup order.
+    pub fn namespaces(&self) -> Result<Vec<String>, JsError> {
+        let st = self.shared.state.try_borrow().map_err(|_| busy())?;
+        Ok(st
+            .client
+            .namespaces()
+            .map(|n| n.name().to_string())
+            .collect())
+    }
+
     /// The cache file name of a namespace (`{appId}+{cluster}+{namespace}.properties`), or
     /// undefined when the name is unsafe as a file name.
     #[wasm_bindgen(js_name = cacheFileName)]
@@ -268,8 +320,16 @@ impl WasmClient {
         Ok(st.client.cache_file_name(namespace))
     }
 
-    /// Feed a namespace's cache file before `start()`. Returns false when the namespace is
-    /// not watched.
+    /// The cache file of a namespace below the cache root
+    /// (`{appId}/config-cache/{file name}`), or undefined when unsafe.
+    #[wasm_bindgen(js_name = cachePath)]
+    pub fn cache_path(&self, namespace: &str) -> Result<Option<String>, JsError> {
+        let st = self.shared.state.try_borrow().map_err(|_| busy())?;
+        Ok(st.client.cache_path(namespace))
+    }
+
+    /// Feed a namespace's cache file (at start, or after `watch`). Returns false when the
+    /// namespace is not watched.
     pub fn restore(&self, namespace: &str, contents: &[u8]) -> Result<bool, JsError> {
         let ok = {
             let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
@@ -280,10 +340,11 @@ impl WasmClient {
                 })
                 .is_ok()
         };
+        pump(&self.shared);
         Ok(ok)
     }
 
-    /// Start: send the first requests. Events may arrive synchronously from here on.
+    /// Start: send the first requests. Drain messages may arrive synchronously from here on.
     pub fn start(&self) -> Result<(), JsError> {
         {
             let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
@@ -296,7 +357,7 @@ impl WasmClient {
         Ok(())
     }
 
-    /// Watch one more namespace.
+    /// Watch one more namespace (the drain message announces it).
     pub fn watch(&self, namespace: &str) -> Result<(), JsError> {
         {
             let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
@@ -308,20 +369,42 @@ impl WasmClient {
         Ok(())
     }
 
-    /// Every namespace's values as JSON (an array, in lookup order).
-    pub fn snapshot(&self) -> Result<String, JsError> {
-        let st = self.shared.state.try_borrow().map_err(|_| busy())?;
-        Ok(json::namespaces(&st.client))
+    /// Register listener `id` with its interest as JSON: `{keys?, prefixes?, namespace?}`.
+    /// Change events name the listeners they are for, with the changes each one gets.
+    pub fn listen(&self, id: u32, interest: &str) -> Result<(), JsError> {
+        let v: Value = serde_json::from_str(interest).map_err(|e| JsError::new(&e.to_string()))?;
+        let strings = |key: &str| -> Vec<String> {
+            v.get(key)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut i = Interest::all()
+            .keys(strings("keys"))
+            .prefixes(strings("prefixes"));
+        if let Some(ns) = v.get("namespace").and_then(Value::as_str) {
+            i = i.namespace(ns);
+        }
+        let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
+        st.interests.retain(|(other, _)| *other != id);
+        let at = st.interests.partition_point(|(other, _)| *other < id);
+        st.interests.insert(at, (id, i));
+        Ok(())
     }
 
-    /// One namespace's values as JSON, or undefined when it is not watched.
-    #[wasm_bindgen(js_name = namespaceSnapshot)]
-    pub fn namespace_snapshot(&self, namespace: &str) -> Result<Option<String>, JsError> {
-        let st = self.shared.state.try_borrow().map_err(|_| busy())?;
-        Ok(st.client.namespace(namespace).map(json::namespace))
+    /// Forget listener `id`.
+    pub fn unlisten(&self, id: u32) -> Result<(), JsError> {
+        let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
+        st.interests.retain(|(other, _)| *other != id);
+        Ok(())
     }
 
-    /// The merged lookup done inside the engine (the wrapper reads its own snapshot; this
+    /// The merged lookup done inside the engine (the wrapper reads its own mirror; this
     /// exists for benchmarks and checks).
     pub fn get(&self, key: &str) -> Result<Option<String>, JsError> {
         let st = self.shared.state.try_borrow().map_err(|_| busy())?;
@@ -336,8 +419,8 @@ impl WasmClient {
 
     /// Check every namespace not confirmed by a server within `max_age_ms` with a
     /// conditional `/configs` request (edge mode's way to stay fresh; an early refresh in
-    /// background mode). Returns how many requests were queued; a `refreshed` event follows
-    /// when they have all finished.
+    /// background mode). Returns how many requests were queued; the core's `refreshed`
+    /// event follows when they have all finished (in this call's drain when none was).
     pub fn refresh(&self, max_age_ms: f64) -> Result<u32, JsError> {
         let queued = {
             let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
@@ -346,21 +429,10 @@ impl WasmClient {
             } else {
                 0
             };
-            let n = st.client.refresh(now(), Duration::from_millis(max_age));
-            if st.client.is_refreshing() {
-                st.refreshing = true;
-            }
-            n
+            st.client.refresh(now(), Duration::from_millis(max_age))
         };
         pump(&self.shared);
         Ok(u32::try_from(queued).unwrap_or(u32::MAX))
-    }
-
-    /// Whether a fetch is queued or in flight.
-    #[wasm_bindgen(js_name = isRefreshing)]
-    pub fn is_refreshing(&self) -> Result<bool, JsError> {
-        let st = self.shared.state.try_borrow().map_err(|_| busy())?;
-        Ok(st.client.is_refreshing())
     }
 
     /// Stop: abort every fetch, clear the timer, deliver the `closed` event.
@@ -393,13 +465,13 @@ fn on_tick(weak: &Weak<Shared>) {
     pump(&shared);
 }
 
-/// Drain the core's outputs: start requests, arm the timer, then deliver events (with no
-/// borrow held, so listeners may call back into the client).
+/// Drain the core's outputs: start requests, arm the timer for the core's deadline, then
+/// hand the drain's message to the wrapper (with no borrow held, so listeners may call
+/// back into the client).
 fn pump(shared: &Rc<Shared>) {
     let mut requests = Vec::new();
     let mut events = Vec::new();
-    let mut refreshed = false;
-    let on_event = {
+    let (message, on_drain) = {
         let Ok(mut st) = shared.state.try_borrow_mut() else {
             return;
         };
@@ -411,51 +483,41 @@ fn pump(shared: &Rc<Shared>) {
                 Output::Request(r) => requests.push(r),
                 Output::Event(e) => events.push(e),
                 Output::Timeout(deadline) => {
-                    let refreshing = st.client.is_refreshing();
-                    // Edge mode: no timer while idle (a worker keeps no I/O between
-                    // requests); the next refresh() feeds the time and catches up.
-                    let busy = refreshing || !requests.is_empty() || !st.in_flight.is_empty();
-                    let wanted = if st.background || busy {
-                        deadline
-                    } else {
-                        None
-                    };
-                    arm(shared, &mut st, wanted);
-                    if st.refreshing && !refreshing {
-                        refreshed = true;
-                    }
-                    st.refreshing = refreshing;
+                    arm(shared, &mut st, deadline);
                     break;
                 }
                 // Future outputs this host does not know yet: keep draining.
                 _ => {}
             }
         }
-        st.on_event.clone()
+        let st = &mut *st;
+        let message = json::drain(
+            &st.client,
+            &mut st.mirror,
+            &st.interests,
+            st.persist,
+            &events,
+        );
+        (message, st.on_drain.clone())
     };
     for r in requests {
         send(shared, r);
     }
-    for e in &events {
-        let (text, bytes) = json::event(e);
-        let bytes = match bytes {
-            Some(b) => JsValue::from(Uint8Array::from(b)),
-            None => JsValue::UNDEFINED,
-        };
-        // A throwing listener must not stop the engine; the wrapper catches its own.
-        let _ = on_event.call2(&JsValue::UNDEFINED, &JsValue::from_str(&text), &bytes);
-    }
-    if refreshed {
-        // Not a core event: tells the wrapper that every queued fetch has finished, so a
-        // pending `refresh()` can resolve.
-        let _ = on_event.call2(
-            &JsValue::UNDEFINED,
-            &JsValue::from_str(r#"{"type":"refreshed"}"#),
-            &JsValue::UNDEFINED,
-        );
-    }
+    let Some((text, blobs)) = message else { return };
+    let blobs = if blobs.is_empty() {
+        JsValue::UNDEFINED
+    } else {
+        blobs
+            .iter()
+            .map(|b| JsValue::from(Uint8Array::from(*b)))
+            .collect::<js_sys::Array>()
+            .into()
+    };
+    // A throwing listener must not stop the engine; the wrapper catches its own.
+    let _ = on_drain.call2(&JsValue::UNDEFINED, &JsValue::from_str(&text), &blobs);
 }
 
+/// Keep one timer for `deadline` (none for None), re-armed only when it moves.
 fn arm(shared: &Shared, st: &mut State, deadline: Option<Instant>) {
     if let (Some((_, at)), Some(d)) = (&st.timer, deadline) {
         if *at == d {
@@ -484,12 +546,17 @@ fn send(shared: &Rc<Shared>, req: HttpRequest) {
         timeout,
         ..
     } = req;
-    let prepared = prepare(&headers);
-    let (init, ctrl) = match prepared {
+    let (init, ctrl) = match prepare(&headers) {
         Ok(p) => p,
         Err(e) => {
+            // Answered from a task, not from inside this drain.
             let err = TransportError::new(TransportErrorKind::Other, describe(&e));
-            answer(shared, id, Err(err));
+            let weak = Rc::downgrade(shared);
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Some(shared) = weak.upgrade() {
+                    answer(&shared, id, Err(err));
+                }
+            });
             return;
         }
     };
