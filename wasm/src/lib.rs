@@ -7,8 +7,9 @@
 //! - The [`Client`] lives in an `Rc<RefCell<_>>`; every borrow is a `try_borrow` so that a
 //!   re-entrant call from JavaScript is refused instead of panicking (a panic aborts the
 //!   whole module, since the release profile uses `panic = "abort"`).
-//! - Each request is a `spawn_local` future over `fetch` with an `AbortController` that a
-//!   timer aborts after the request's connect + read timeout.
+//! - Each request is a `spawn_local` future over `fetch` (redirects not followed) with an
+//!   `AbortController` that a timer aborts after the request's connect + read timeout; the
+//!   body is read as a stream and given up as soon as it passes the size limit.
 //! - One timer at a time, exactly for the core's deadline (none when the core has none);
 //!   `close()` clears it and aborts every fetch, so a Node or Deno process exits by itself
 //!   right after `close()`.
@@ -36,11 +37,11 @@ use serde_json::Value;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, Headers, RequestInit, Response};
+use web_sys::{AbortController, Headers, RequestInit, RequestRedirect};
 
 /// Largest response body accepted (a config namespace is far smaller): 16 MiB, the native
 /// host's limit, so that every host refuses the same answers.
-const MAX_BODY: u32 = 16 * 1024 * 1024;
+const MAX_BODY: usize = 16 * 1024 * 1024;
 /// Largest delay `setTimeout` takes without wrapping around to 1 ms.
 const MAX_TIMER_MS: f64 = 2_147_483_647.0;
 
@@ -62,6 +63,48 @@ extern "C" {
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     fn performance_now() -> f64;
 
+    /// A fetch `Response`: only what this host reads of it.
+    type FetchResponse;
+    #[wasm_bindgen(method, getter)]
+    fn status(this: &FetchResponse) -> u16;
+    /// `opaqueredirect` for a redirect that a browser neither followed nor shows.
+    #[wasm_bindgen(method, getter, js_name = type)]
+    fn response_type(this: &FetchResponse) -> String;
+    #[wasm_bindgen(method, getter)]
+    fn body(this: &FetchResponse) -> Option<BodyStream>;
+
+    /// The body's `ReadableStream`.
+    type BodyStream;
+    #[wasm_bindgen(method, catch, js_name = getReader)]
+    fn get_reader(this: &BodyStream) -> Result<BodyReader, JsValue>;
+
+    type BodyReader;
+    #[wasm_bindgen(method)]
+    fn read(this: &BodyReader) -> Promise;
+    #[wasm_bindgen(method)]
+    fn cancel(this: &BodyReader) -> Promise;
+
+    /// What `read()` resolves to: `{ done, value }`.
+    type ReadChunk;
+    #[wasm_bindgen(method, getter)]
+    fn done(this: &ReadChunk) -> bool;
+    #[wasm_bindgen(method, getter)]
+    fn value(this: &ReadChunk) -> Option<Uint8Array>;
+}
+
+/// Bench builds only: every allocation of the engine is counted.
+#[cfg(feature = "count-allocs")]
+#[global_allocator]
+static ALLOCATOR: apolloconf_alloc_counter::Counting = apolloconf_alloc_counter::Counting;
+
+/// Bench builds only: `[allocations, bytes]` requested since the module was instantiated.
+#[cfg(feature = "count-allocs")]
+#[wasm_bindgen(js_name = allocStats)]
+pub fn alloc_stats() -> Vec<f64> {
+    vec![
+        apolloconf_alloc_counter::allocations() as f64,
+        apolloconf_alloc_counter::bytes() as f64,
+    ]
 }
 
 fn global() -> Global {
@@ -575,7 +618,7 @@ fn send(shared: &Rc<Shared>, req: HttpRequest) {
     let timer = global().set_timeout(on_timeout.as_ref().unchecked_ref(), limit_ms);
     let weak = Rc::downgrade(shared);
     wasm_bindgen_futures::spawn_local(async move {
-        let result = fetch_bytes(&url, &init).await;
+        let result = fetch_bytes(&url, &init, &ctrl).await;
         global().clear_timeout(&timer);
         drop(on_timeout);
         let Some(shared) = weak.upgrade() else { return };
@@ -627,6 +670,9 @@ fn prepare(headers: &[(String, String)]) -> Result<(RequestInit, AbortController
     let ctrl = AbortController::new()?;
     let init = RequestInit::new();
     init.set_method("GET");
+    // No host follows redirects: the access-key headers must not travel elsewhere. A 3xx
+    // goes to the core as it is (a browser shows it only as an `opaqueredirect`).
+    init.set_redirect(RequestRedirect::Manual);
     if !headers.is_empty() {
         let h = Headers::new()?;
         for (k, v) in headers {
@@ -657,35 +703,67 @@ fn describe(e: &JsValue) -> String {
     }
 }
 
+type FetchError = (TransportErrorKind, String);
+
 async fn fetch_bytes(
     url: &str,
     init: &RequestInit,
-) -> Result<(u16, Vec<u8>), (TransportErrorKind, String)> {
+    ctrl: &AbortController,
+) -> Result<(u16, Vec<u8>), FetchError> {
     let promise = global()
         .fetch_with_init(url, init)
         .map_err(|e| (TransportErrorKind::Other, describe(&e)))?;
     let resp = JsFuture::from(promise)
         .await
         .map_err(|e| (TransportErrorKind::Connect, describe(&e)))?;
-    let resp: Response = resp.dyn_into().map_err(|_| {
-        (
-            TransportErrorKind::Other,
-            String::from("fetch returned no Response"),
-        )
-    })?;
-    let status = resp.status();
-    let buf = resp
-        .array_buffer()
-        .map_err(|e| (TransportErrorKind::Io, describe(&e)))?;
-    let buf = JsFuture::from(buf)
-        .await
-        .map_err(|e| (TransportErrorKind::Io, describe(&e)))?;
-    let bytes = Uint8Array::new(&buf);
-    if bytes.length() > MAX_BODY {
-        return Err((
-            TransportErrorKind::TooLarge,
-            format!("body of {} bytes", bytes.length()),
-        ));
+    if !resp.is_object() {
+        let msg = String::from("fetch returned no Response");
+        return Err((TransportErrorKind::Other, msg));
     }
-    Ok((status, bytes.to_vec()))
+    let resp: FetchResponse = resp.unchecked_into();
+    if resp.response_type() == "opaqueredirect" {
+        ctrl.abort();
+        let msg = String::from("a redirect (not followed; this runtime hides its status)");
+        return Err((TransportErrorKind::Redirect, msg));
+    }
+    let status = resp.status();
+    let body = match resp.body() {
+        Some(stream) => read_body(&stream, ctrl).await?,
+        None => Vec::new(),
+    };
+    Ok((status, body))
+}
+
+/// Read a body stream, giving up (and aborting the request) as soon as it passes
+/// [`MAX_BODY`], so an oversized answer fails at once, not at the read timeout.
+async fn read_body(stream: &BodyStream, ctrl: &AbortController) -> Result<Vec<u8>, FetchError> {
+    let io = |e: JsValue| (TransportErrorKind::Io, describe(&e));
+    let reader = stream.get_reader().map_err(io)?;
+    let mut body = Vec::new();
+    loop {
+        let chunk: ReadChunk = JsFuture::from(reader.read())
+            .await
+            .map_err(io)?
+            .unchecked_into();
+        if chunk.done() {
+            return Ok(body);
+        }
+        let Some(bytes) = chunk.value() else { continue };
+        let len = bytes.length() as usize;
+        if body.len() + len > MAX_BODY {
+            // Awaited in a task of its own, so its outcome is handled and nothing waits.
+            let cancel = JsFuture::from(reader.cancel());
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = cancel.await;
+            });
+            ctrl.abort();
+            let msg = format!("body over {MAX_BODY} bytes");
+            return Err((TransportErrorKind::TooLarge, msg));
+        }
+        let start = body.len();
+        body.resize(start + len, 0);
+        if let Some(dest) = body.get_mut(start..) {
+            bytes.copy_to(dest);
+        }
+    }
 }
