@@ -396,7 +396,7 @@ export class ApolloClient {
     return client;
   }
 
-  /** Reads a namespace's cache file into the engine. */
+  /** Reads a namespace's cache file into the engine (at start, and for `watch()`). */
   async #restoreCache(ns) {
     const engine = this.#engine;
     const fileName = engine.cacheFileName(ns);
@@ -554,17 +554,19 @@ export class ApolloClient {
   /**
    * Watches one more namespace (appended to the lookup order). It is listed by `namespaces`
    * and readable through `namespace(name)` as soon as this returns (status `'loading'`);
-   * its values arrive as `added` changes.
+   * its cache file, if any, is read as at start, and its values arrive as `added` changes.
    * Watching a namespace again does nothing; an invalid name is a `TypeError`.
    */
   watch(name) {
     if (typeof name !== 'string') throw new TypeError('apolloconf: watch() takes a namespace name');
     if (this.#closed || this.#closing) throw new ApolloError(ErrorCode.CLOSED, 'apolloconf: the client is closed');
+    const known = this.#snapshots.has(name);
     try {
       this.#engine.watch(name);
     } catch (e) {
       throw new TypeError(`apolloconf: cannot watch ${JSON.stringify(name)}: ${e?.message ?? e}`);
     }
+    if (!known && this.#cache) void this.#restoreCache(name);
   }
 
   /** Whether `close()` has completed. */
