@@ -14,15 +14,6 @@
 // file system, localStorage in Chromium, a store in workerd); `onClosed()` runs after the
 // close reply (the runtime's way to let the process end).
 
-// The package's timing names; others (native-only knobs) are ignored, as the protocol says.
-const TIMING = new Set([
-  'refreshIntervalMs', 'connectTimeoutMs', 'readTimeoutMs', 'longPollInitialDelayMs',
-  'longPollReadTimeoutMs', 'fetchRetryInitialMs', 'fetchRetryMaxMs', 'longPollRetryInitialMs',
-  'longPollRetryMaxMs', 'loadConfigQps', 'longPollQps', 'discoveryConnectTimeoutMs',
-  'discoveryReadTimeoutMs', 'discoveryRefreshIntervalMs', 'discoveryRetryInitialMs',
-  'discoveryRetryMaxMs', 'discoveryQps', 'lagWindowMs',
-]);
-
 function failure(e) {
   // A TypeError is the package's answer to options that cannot work.
   const code = e instanceof TypeError ? 'CONFIG' : (e?.code ?? 'CONFIG');
@@ -50,9 +41,8 @@ export function createConformanceAgent({ ApolloClient, emit, cacheFor, onClosed 
       if (o[k] != null) opts[k] = o[k];
     }
     opts.cache = typeof o.cacheDir === 'string' ? cacheFor(o.cacheDir) : false;
-    if (o.timing && typeof o.timing === 'object') {
-      opts.timing = Object.fromEntries(Object.entries(o.timing).filter(([k]) => TIMING.has(k)));
-    }
+    // Every knob of the core (`Timing::NAMES`) is an option of the package, by the same name.
+    if (o.timing && typeof o.timing === 'object') opts.timing = o.timing;
     return opts;
   }
 
