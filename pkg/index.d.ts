@@ -45,7 +45,11 @@ export interface CacheStore {
  */
 export type CacheOption = false | 'none' | 'file' | 'localStorage' | { dir: string } | CacheStore;
 
-/** Timing overrides (milliseconds); the defaults are the Java client's. */
+/**
+ * Timing overrides: durations in milliseconds (`…Ms`), rates per second (`…Qps`); the
+ * defaults are the Java client's. These are exactly the engine's knob names (a test of the
+ * package checks that this list and the engine's agree); any other name is a `TypeError`.
+ */
 export interface TimingOptions {
   refreshIntervalMs?: number;
   connectTimeoutMs?: number;
@@ -67,16 +71,18 @@ export interface TimingOptions {
   discoveryQps?: number;
   /** How long a notified release may lag on the instance that serves `/configs` before the client stops retrying it early. */
   lagWindowMs?: number;
+  /** Jitter of every retry back-off, in percent (default 25): a delay `d` is drawn from `[d × (100 − jitterPercent) / 100, d]`; at most 100. */
+  jitterPercent?: number;
 }
 
 interface CommonOptions {
   /** The application id (`app.id`). */
   appId: string;
-  /** The cluster (default `default`). */
+  /** The cluster (default: the data center when one is given, else `default`). */
   cluster?: string;
-  /** The data center (`idc`), used for cluster fallback. */
+  /** The data center (`idc`), used for cluster fallback; also the cluster when none is given. */
   dataCenter?: string;
-  /** Namespaces, in lookup order (default `['application']`). Non-properties ones keep their suffix, e.g. `settings.json`. */
+  /** Namespaces, in lookup order (default `['application']`). Non-properties ones keep their suffix, e.g. `settings.json`. An empty or duplicate name is a `TypeError`. */
   namespaces?: string[];
   /** Gray-release label. */
   label?: string;
@@ -137,7 +143,7 @@ export interface ChangeEvent {
   changes: Change[];
 }
 
-/** Which changes a listener wants; empty means all. */
+/** Which changes a listener wants; empty means all. A non-array or non-string is a `TypeError`. */
 export interface ChangeInterest {
   /** Exact keys. */
   keys?: string[];
@@ -226,7 +232,9 @@ export declare class ApolloClient implements Reads {
   /**
    * Watches one more namespace, appended to the lookup order: listed by `namespaces` and
    * readable through `namespace(name)` as soon as this returns (status `'loading'`); its
-   * values arrive as `added` changes. Again for a watched one: nothing. An invalid name
+   * values arrive as `added` changes. A cache file of it is read as at start: its values
+   * serve until the server answers, whose values then change them like any update. Again
+   * for a watched one: nothing. An invalid name
    * (empty, control characters): `TypeError`. After `close()`: `ApolloError` `CLOSED`.
    */
   watch(name: string): void;

@@ -554,7 +554,8 @@ export class ApolloClient {
   /**
    * Watches one more namespace (appended to the lookup order). It is listed by `namespaces`
    * and readable through `namespace(name)` as soon as this returns (status `'loading'`);
-   * its cache file, if any, is read as at start, and its values arrive as `added` changes.
+   * its values arrive as `added` changes. A cache file of it is read as at start: its
+   * values serve until the server answers, whose values then change them like any update.
    * Watching a namespace again does nothing; an invalid name is a `TypeError`.
    */
   watch(name) {

@@ -10,6 +10,7 @@
 
 import { writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { subjectSmoke } from './subject-smoke.mjs';
 import { publish } from './scenario.mjs';
 import { project, startServer, runLimited, resultOf, entryFor, freePort, toolBin, here } from './lib.mjs';
@@ -273,6 +274,24 @@ async function testTypes() {
     return false;
   }
   console.log('types: the examples type-check against the packed index.d.ts');
+  return timingTypes(dir);
+}
+
+// `TimingOptions` in the packed index.d.ts lists exactly the engine's knob names
+// (`Timing::NAMES`, exported as `timingNames()`), so the types cannot drift from the engine.
+async function timingTypes(dir) {
+  const pkg = join(dir, 'node_modules', 'apolloconf');
+  const glue = await import(pathToFileURL(join(pkg, 'dist', 'apolloconf_wasm.js')).href);
+  glue.initSync({ module: readFileSync(join(pkg, 'dist', 'apolloconf_wasm_bg.wasm')) });
+  const engine = [...glue.timingNames()].sort();
+  const dts = readFileSync(join(pkg, 'index.d.ts'), 'utf8');
+  const body = /export interface TimingOptions \{([^}]*)\}/.exec(dts)?.[1] ?? '';
+  const typed = [...body.matchAll(/^\s*(\w+)\?: number;/gm)].map((m) => m[1]).sort();
+  if (engine.length === 0 || JSON.stringify(engine) !== JSON.stringify(typed)) {
+    console.error(`types: TimingOptions in index.d.ts (${typed.join(', ')}) differs from the engine's timing names (${engine.join(', ')})`);
+    return false;
+  }
+  console.log(`types: TimingOptions lists exactly the engine's ${engine.length} timing names`);
   return true;
 }
 

@@ -52,7 +52,7 @@ export async function run({ ApolloClient, ApolloError, server, runtime, cache, l
     log(`ok ${name}`);
   };
   const appId = `app-${runtime}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-  const fast = { longPollInitialDelayMs: 0 };
+  const fast = { longPollInitialDelayMs: 0, jitterPercent: 10 }; // every knob of the engine is an option
 
   await publish(server, appId, 'application', {
     greeting: 'hello', 'timeout.ms': '1500', 'feature.on': 'TRUE', 'json.val': '{"a":[1,2]}', 'db.url': 'jdbc:x', 'db.pool': '8',
@@ -65,6 +65,13 @@ export async function run({ ApolloClient, ApolloError, server, runtime, cache, l
   check('unknown option is a TypeError naming it', /bogus/.test(te.message));
   const te2 = await rejects(ApolloClient.create({ appId, configServer: 'ftp://x' }), (e) => e instanceof TypeError, 'bad url');
   check('bad server URL is a TypeError naming the option', /configServer/.test(te2.message));
+  // The engine judges names and knobs; its verdicts are the same TypeErrors.
+  const te3 = await rejects(ApolloClient.create({ appId, configServer: server, namespaces: ['a', 'a'] }), (e) => e instanceof TypeError, 'duplicate namespace');
+  check('a duplicate namespace is a TypeError naming the option', /namespaces/.test(te3.message));
+  const te4 = await rejects(ApolloClient.create({ appId, configServer: server, timing: { bogusMs: 1 } }), (e) => e instanceof TypeError, 'unknown timing knob');
+  check('an unknown timing knob is a TypeError naming it', /timing/.test(te4.message) && /bogusMs/.test(te4.message));
+  const te5 = await rejects(ApolloClient.create({ appId: ' ', configServer: server }), (e) => e instanceof TypeError, 'blank app id');
+  check('a blank appId is a TypeError naming the option', /appId/.test(te5.message));
 
   // Start-up errors are ApolloErrors with a code.
   const nf = await rejects(ApolloClient.create({ appId: `${appId}-missing`, configServer: server, cache: false, timing: fast }),
