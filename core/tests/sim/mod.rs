@@ -739,8 +739,17 @@ impl Harness {
         let mut turns: u64 = 0;
         let mut same_instant: u64 = 0;
         let mut last = self.now;
+        // Set when the client was woken by its own deadline alone: (outputs so far, that
+        // deadline). The core promises that a deadline always finds work to do.
+        let mut woken: Option<(usize, u64)> = None;
         loop {
             self.drive_bounded();
+            if let Some((outputs, at)) = woken.take() {
+                assert!(
+                    self.timeline.len() > outputs || self.deadline != Some(at),
+                    "woken at its deadline {at} ms, the client did nothing and asked for the same deadline"
+                );
+            }
             self.wake();
             let mut next = self.deadline.unwrap_or(u64::MAX);
             for d in &self.due {
@@ -778,6 +787,7 @@ impl Harness {
                 self.now - start
             );
             let now = self.now;
+            let outputs_before = self.timeline.len();
             let ready: Vec<Due> = {
                 let (r, keep): (Vec<Due>, Vec<Due>) = std::mem::take(&mut self.due)
                     .into_iter()
@@ -810,6 +820,9 @@ impl Harness {
                         result,
                     })
                     .expect("response accepted");
+            }
+            if self.deadline == Some(now) && self.timeline.len() == outputs_before {
+                woken = Some((self.timeline.len(), now));
             }
             self.client
                 .handle_input(Input::Timeout(Instant::from_millis(now)))
