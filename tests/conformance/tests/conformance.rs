@@ -5,9 +5,14 @@
 //! - `APOLLOCONF_SUBJECT`: `native` (the `native_subject` binary of this crate) or any other
 //!   name; for other names `APOLLOCONF_SUBJECT_CMD` is the command line that starts one
 //!   subject process (split on whitespace), e.g. `node pkg/test/conformance-subject.mjs node`.
-//! - `APOLLOCONF_SCENARIO`: run only scenarios whose name contains this text.
+//! - `APOLLOCONF_SCENARIO`: run only scenarios whose name contains this text (a text that
+//!   matches no scenario fails the run).
 //! - `APOLLOCONF_JOBS`: scenarios run at once (default 4).
 //! - `APOLLOCONF_SUITE_TIMEOUT_S`: the whole suite fails after this (default 600).
+//!
+//! Every scenario file is checked against the typed schema (`runner/scenario.rs`) before
+//! anything runs. A scenario marked `known_failure` for the subject that passes fails the
+//! run: the mark must go.
 
 mod runner;
 
