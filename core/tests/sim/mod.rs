@@ -273,7 +273,7 @@ impl Sim {
         self.instances.iter().position(|i| url.starts_with(&i.url))
     }
 
-    /// Whether a request passes the access-key filter (section 6.2) at `now` ms: a
+    /// Whether a request passes the access-key filter (docs/protocol.md#server-check) at `now` ms: a
     /// `Timestamp` within the server's tolerance of the client's wall clock, and an
     /// `Authorization` header `Apollo {app}:{signature}` whose signature is recomputed here
     /// from the request URL, independently of the core's signing and URL code.
@@ -919,7 +919,7 @@ impl Harness {
 fn sim_checks_signatures_on_its_own() {
     use apolloconf_core::{ErrorCause, Timing};
 
-    // apollo-core SignatureTest (section 6.1).
+    // apollo-core SignatureTest (docs/protocol.md#signing).
     assert_eq!(
         hmac_sha1_base64(
             "df23df3f59884980844ff3dada30fa97",
