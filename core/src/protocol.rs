@@ -5,6 +5,7 @@
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use serde::Serialize;
 use serde_json::Value;
 
 /// A `/configs` 200 body.
@@ -181,40 +182,35 @@ pub(crate) fn with_slash(url: &str) -> String {
     u
 }
 
+/// One entry of the long poll's `notifications` parameter.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PollEntry<'a> {
+    namespace_name: &'a str,
+    notification_id: i64,
+}
+
 /// `[{"namespaceName":..,"notificationId":..},...]` as the Java client's Gson writes it.
 pub(crate) fn notifications_param<'a>(entries: impl Iterator<Item = (&'a str, i64)>) -> String {
-    let mut s = String::from("[");
-    for (i, (ns, id)) in entries.enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str("{\"namespaceName\":");
-        s.push_str(&json_string(ns));
-        s.push_str(",\"notificationId\":");
-        s.push_str(&id.to_string());
-        s.push('}');
-    }
-    s.push(']');
-    s
+    let list: Vec<PollEntry<'_>> = entries
+        .map(|(namespace_name, notification_id)| PollEntry {
+            namespace_name,
+            notification_id,
+        })
+        .collect();
+    // Strings and integers only: serialising cannot fail.
+    serde_json::to_string(&list).unwrap_or_default()
 }
 
-/// `{"details":{key:id,...}}` with sorted keys, as `ApolloNotificationMessages` serialises.
+/// The `messages` parameter of `/configs`, as `ApolloNotificationMessages` serialises.
+#[derive(Serialize)]
+struct Messages<'a> {
+    details: &'a BTreeMap<String, i64>,
+}
+
+/// `{"details":{key:id,...}}` with sorted keys.
 pub(crate) fn messages_param(details: &BTreeMap<String, i64>) -> String {
-    let mut s = String::from("{\"details\":{");
-    for (i, (k, v)) in details.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&json_string(k));
-        s.push(':');
-        s.push_str(&v.to_string());
-    }
-    s.push_str("}}");
-    s
-}
-
-fn json_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| String::from("\"\""))
+    serde_json::to_string(&Messages { details }).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -950,92 +950,98 @@ fn is_float(text: &str) -> bool {
         && frac.bytes().all(|b| b.is_ascii_digit() || b == b'_')
 }
 
+/// A position in a scalar, for matching SnakeYAML's TIMESTAMP regex by hand.
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    fn digit_at(&self, k: usize) -> bool {
+        self.b
+            .get(self.i.saturating_add(k))
+            .is_some_and(u8::is_ascii_digit)
+    }
+    /// Skip `min..=max` digits; false when fewer than `min`.
+    fn digits(&mut self, min: usize, max: usize) -> bool {
+        let start = self.i;
+        while self.i < start.saturating_add(max) && self.digit_at(0) {
+            self.i = self.i.saturating_add(1);
+        }
+        self.i >= start.saturating_add(min)
+    }
+    /// Skip one `c`; false when the next byte is something else.
+    fn eat(&mut self, c: u8) -> bool {
+        let hit = self.b.get(self.i) == Some(&c);
+        if hit {
+            self.i = self.i.saturating_add(1);
+        }
+        hit
+    }
+    fn skip_blanks(&mut self) {
+        while matches!(self.b.get(self.i), Some(b' ' | b'\t')) {
+            self.i = self.i.saturating_add(1);
+        }
+    }
+    fn at_end(&self) -> bool {
+        self.i == self.b.len()
+    }
+}
+
 /// SnakeYAML's TIMESTAMP regex.
 fn is_timestamp(text: &str) -> bool {
-    let b = text.as_bytes();
-    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
-    // [0-9]{4}-[0-9][0-9]?-[0-9][0-9]?
-    if !(digit(0) && digit(1) && digit(2) && digit(3) && b.get(4) == Some(&b'-')) {
-        return false;
-    }
-    let mut i = 5usize;
-    let take_digits = |i: &mut usize, min: usize, max: usize| -> bool {
-        let start = *i;
-        while *i < start.saturating_add(max) && digit(*i) {
-            *i = i.saturating_add(1);
-        }
-        *i >= start.saturating_add(min)
+    let mut c = Cursor {
+        b: text.as_bytes(),
+        i: 0,
     };
-    if !take_digits(&mut i, 1, 2) {
+    // [0-9]{4}-[0-9][0-9]?-[0-9][0-9]?
+    if !(c.digits(4, 4) && c.eat(b'-') && c.digits(1, 2)) {
         return false;
     }
-    let month_len = i.saturating_sub(5);
-    if b.get(i) != Some(&b'-') {
+    let month_len = c.i.saturating_sub(5);
+    if !c.eat(b'-') {
         return false;
     }
-    i = i.saturating_add(1);
-    let day_start = i;
-    if !take_digits(&mut i, 1, 2) {
+    let day_start = c.i;
+    if !c.digits(1, 2) {
         return false;
     }
-    if i == b.len() {
+    if c.at_end() {
         // Date only: exactly yyyy-mm-dd.
-        return month_len == 2 && i.saturating_sub(day_start) == 2;
+        return month_len == 2 && c.i.saturating_sub(day_start) == 2;
     }
-    // (?:[Tt]|[ \t]+)
-    match b.get(i) {
-        Some(b'T' | b't') => i = i.saturating_add(1),
-        Some(b' ' | b'\t') => {
-            while matches!(b.get(i), Some(b' ' | b'\t')) {
-                i = i.saturating_add(1);
-            }
-        }
+    timestamp_time(&mut c) && timestamp_zone(&mut c)
+}
+
+/// `(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?` of a timestamp.
+fn timestamp_time(c: &mut Cursor<'_>) -> bool {
+    match c.b.get(c.i) {
+        Some(b'T' | b't') => c.i = c.i.saturating_add(1),
+        Some(b' ' | b'\t') => c.skip_blanks(),
         _ => return false,
     }
-    // [0-9][0-9]?:[0-9][0-9]:[0-9][0-9]
-    if !take_digits(&mut i, 1, 2) || b.get(i) != Some(&b':') {
+    if !(c.digits(1, 2) && c.eat(b':') && c.digits(2, 2) && c.eat(b':') && c.digits(2, 2)) {
         return false;
     }
-    i = i.saturating_add(1);
-    if !(digit(i) && digit(i.saturating_add(1)) && b.get(i.saturating_add(2)) == Some(&b':')) {
-        return false;
+    if c.eat(b'.') {
+        c.digits(0, usize::MAX);
     }
-    i = i.saturating_add(3);
-    if !(digit(i) && digit(i.saturating_add(1))) {
-        return false;
-    }
-    i = i.saturating_add(2);
-    // (?:\.[0-9]*)?
-    if b.get(i) == Some(&b'.') {
-        i = i.saturating_add(1);
-        while digit(i) {
-            i = i.saturating_add(1);
-        }
-    }
-    // (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?
-    if i == b.len() {
+    true
+}
+
+/// `(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?` and the end of a timestamp.
+fn timestamp_zone(c: &mut Cursor<'_>) -> bool {
+    if c.at_end() {
         return true;
     }
-    while matches!(b.get(i), Some(b' ' | b'\t')) {
-        i = i.saturating_add(1);
+    c.skip_blanks();
+    if c.eat(b'Z') {
+        return c.at_end();
     }
-    match b.get(i) {
-        Some(b'Z') => i.saturating_add(1) == b.len(),
-        Some(b'-' | b'+') => {
-            i = i.saturating_add(1);
-            if !take_digits(&mut i, 1, 2) {
-                return false;
-            }
-            if i == b.len() {
-                return true;
-            }
-            b.get(i) == Some(&b':')
-                && digit(i.saturating_add(1))
-                && digit(i.saturating_add(2))
-                && i.saturating_add(3) == b.len()
-        }
-        _ => false,
+    if !(c.eat(b'-') || c.eat(b'+')) || !c.digits(1, 2) {
+        return false;
     }
+    c.at_end() || (c.eat(b':') && c.digits(2, 2) && c.at_end())
 }
 
 /// SnakeYAML `ConstructYamlInt` (then Java `toString`).

@@ -253,7 +253,7 @@ fn values(rng: &mut Rng, ns: &str, now: u64) -> Vec<(&'static str, &'static str)
 }
 
 /// The flattened properties of each YAML document [`values`] publishes, written out by
-/// hand from section 9.3 (`yes` is a YAML 1.1 boolean, list items are `key[i]`); `None`
+/// hand from docs/protocol.md#yaml-flattening (`yes` is a YAML 1.1 boolean, list items are `key[i]`); `None`
 /// for the one that does not parse.
 #[cfg(feature = "yaml")]
 fn flattened(doc: &str) -> Option<BTreeMap<String, String>> {

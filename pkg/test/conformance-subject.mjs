@@ -199,37 +199,66 @@ async function browser(dir) {
   mkdirSync(hostDir, { recursive: true });
   const endpoint = join(hostDir, 'port');
   const lock = join(hostDir, 'lock');
-  let sock;
-  for (let i = 0; i < 600 && !sock; i++) {
-    let port;
-    try { port = Number(readFileSync(endpoint, 'utf8')); } catch { /* not yet */ }
-    if (port) {
-      sock = await new Promise((resolve) => {
-        const s = connect(port, '127.0.0.1', () => resolve(s));
-        s.on('error', () => resolve(undefined));
-      });
-      if (sock) break;
-      rmSync(endpoint, { force: true }); // a host that is gone
-      rmSync(lock, { force: true });
+  // Find (or start) the host and connect; undefined after 30 s.
+  const attach = async () => {
+    for (let i = 0; i < 600; i++) {
+      let port;
+      try { port = Number(readFileSync(endpoint, 'utf8')); } catch { /* not yet */ }
+      if (port) {
+        const sock = await new Promise((resolve) => {
+          const s = connect(port, '127.0.0.1', () => resolve(s));
+          s.on('error', () => resolve(undefined));
+        });
+        if (sock) return sock;
+        rmSync(endpoint, { force: true }); // a host that is gone
+        rmSync(lock, { force: true });
+      }
+      try {
+        closeSync(openSync(lock, 'wx')); // whoever creates the lock starts the host
+        const log = openSync(join(hostDir, 'host.log'), 'a');
+        spawn(process.execPath, [new URL(import.meta.url).pathname, 'browser-host', dir], { detached: true, stdio: ['ignore', log, log] }).unref();
+      } catch { /* another subject is starting it */ }
+      await sleep(50);
     }
-    try {
-      closeSync(openSync(lock, 'wx')); // whoever creates the lock starts the host
-      const log = openSync(join(hostDir, 'host.log'), 'a');
-      spawn(process.execPath, [new URL(import.meta.url).pathname, 'browser-host', dir], { detached: true, stdio: ['ignore', log, log] }).unref();
-    } catch { /* another subject is starting it */ }
-    await sleep(50);
-  }
-  if (!sock) {
+    return undefined;
+  };
+  // Lines sent before the host's first answer are kept: a host that was stopping when we
+  // connected drops the connection at once, and they go again to the next host.
+  let unanswered = [];
+  let sock;
+  const open = async () => {
+    for (let tries = 0; tries < 5; tries++) {
+      const s = await attach();
+      if (!s) break;
+      const gone = new Promise((resolve) => { s.once('close', resolve); });
+      s.on('error', (e) => console.error(`browser subject: ${e.message}`));
+      const rl = createInterface({ input: s });
+      rl.on('error', () => {}); // the socket's own handler reports it
+      let answered = false;
+      rl.on('line', (l) => {
+        answered = true;
+        unanswered = null;
+        if (l.startsWith('#')) process.stderr.write(`${l.slice(1)}\n`);
+        else out(l);
+      });
+      sock = s;
+      for (const l of unanswered ?? []) s.write(`${l}\n`);
+      await gone;
+      if (answered || unanswered === null) process.exit(0);
+      sock = undefined;
+    }
     console.error('browser subject: no browser host within 30 s');
     process.exit(1);
-  }
-  sock.on('error', (e) => console.error(`browser subject: ${e.message}`));
-  createInterface({ input: sock }).on('line', (l) => (l.startsWith('#') ? process.stderr.write(`${l.slice(1)}\n`) : out(l)));
-  sock.on('close', () => process.exit(0));
-  relayStdin((l) => { sock.write(`${l}\n`); }, () => {
-    sock.write('{"id":-1,"cmd":"close"}\n');
+  };
+  const opened = open();
+  relayStdin((l) => {
+    if (unanswered) unanswered.push(l);
+    sock?.write(`${l}\n`);
+  }, () => {
+    sock?.write('{"id":-1,"cmd":"close"}\n');
     setTimeout(() => process.exit(0), 1500).unref();
   });
+  await opened;
 }
 
 async function browserHost(dir) {
@@ -270,9 +299,15 @@ async function browserHost(dir) {
 
   let sessions = 0;
   let idleSince = Date.now();
+  let stopping = false;
   const server = createNetServer(async (sock) => {
-    sessions++;
     sock.on('error', () => {});
+    if (stopping) {
+      // Connected between the idle decision and the exit: the subject starts another host.
+      sock.destroy();
+      return;
+    }
+    sessions++;
     const next = pool.shift() ?? warmPage();
     fill();
     let w;
@@ -337,7 +372,11 @@ async function browserHost(dir) {
   for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, stop);
   for (;;) {
     await sleep(1000);
-    if (sessions === 0 && Date.now() - idleSince > BROWSER_IDLE_MS) await stop();
+    if (sessions === 0 && Date.now() - idleSince > BROWSER_IDLE_MS) {
+      stopping = true;
+      server.close();
+      await stop();
+    }
   }
 }
 

@@ -119,16 +119,15 @@ impl Fetch {
     /// The request failed; `next` is the rotation position after the failed service.
     /// Background mode retries with back-off; edge mode tries the next instance at once,
     /// one pass over the `n` instances. Returns the failures in a row.
-    pub(crate) fn failed(&mut self, now: Instant, next: usize, n: usize, ctx: Retry<'_>) -> u32 {
+    pub(crate) fn failed(
+        &mut self,
+        now: Instant,
+        next: usize,
+        n: usize,
+        mut ctx: Retry<'_>,
+    ) -> u32 {
         self.failures += 1;
-        let t = ctx.timing;
-        let delay = backoff(
-            t.fetch_retry_initial,
-            t.fetch_retry_max,
-            self.failures,
-            t.jitter_percent,
-            ctx.rng,
-        );
+        let delay = ctx.delay(self.failures);
         // The next instance after the one that failed, whatever was preferred: one pass
         // over the list reaches every instance.
         self.cursor = next;
@@ -145,16 +144,14 @@ impl Fetch {
 
     /// Ask again later on another instance (`prefer`: the one to try first) because the
     /// answer may come from an instance that lags behind. Back-off grows per try.
-    pub(crate) fn retry_elsewhere(&mut self, now: Instant, prefer: Option<String>, ctx: Retry<'_>) {
+    pub(crate) fn retry_elsewhere(
+        &mut self,
+        now: Instant,
+        prefer: Option<String>,
+        mut ctx: Retry<'_>,
+    ) {
         self.lag_tries += 1;
-        let t = ctx.timing;
-        let delay = backoff(
-            t.fetch_retry_initial,
-            t.fetch_retry_max,
-            self.lag_tries,
-            t.jitter_percent,
-            ctx.rng,
-        );
+        let delay = ctx.delay(self.lag_tries);
         self.cursor = self.cursor.wrapping_add(1);
         self.preferred = prefer;
         self.phase = Phase::Wanted(now + delay);
@@ -182,6 +179,20 @@ pub(crate) struct Retry<'a> {
     pub(crate) timing: &'a Timing,
     pub(crate) rng: &'a mut Rng,
     pub(crate) background: bool,
+}
+
+impl Retry<'_> {
+    /// The fetch back-off before try `attempt` (1 s doubling to 8 s by default, jittered).
+    fn delay(&mut self, attempt: u32) -> core::time::Duration {
+        let t = self.timing;
+        backoff(
+            t.fetch_retry_initial,
+            t.fetch_retry_max,
+            attempt,
+            t.jitter_percent,
+            self.rng,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -273,7 +273,7 @@ impl Sim {
         self.instances.iter().position(|i| url.starts_with(&i.url))
     }
 
-    /// Whether a request passes the access-key filter (section 6.2) at `now` ms: a
+    /// Whether a request passes the access-key filter (docs/protocol.md#server-check) at `now` ms: a
     /// `Timestamp` within the server's tolerance of the client's wall clock, and an
     /// `Authorization` header `Apollo {app}:{signature}` whose signature is recomputed here
     /// from the request URL, independently of the core's signing and URL code.
@@ -739,8 +739,17 @@ impl Harness {
         let mut turns: u64 = 0;
         let mut same_instant: u64 = 0;
         let mut last = self.now;
+        // Set when the client was woken by its own deadline alone: (outputs so far, that
+        // deadline). The core promises that a deadline always finds work to do.
+        let mut woken: Option<(usize, u64)> = None;
         loop {
             self.drive_bounded();
+            if let Some((outputs, at)) = woken.take() {
+                assert!(
+                    self.timeline.len() > outputs || self.deadline != Some(at),
+                    "woken at its deadline {at} ms, the client did nothing and asked for the same deadline"
+                );
+            }
             self.wake();
             let mut next = self.deadline.unwrap_or(u64::MAX);
             for d in &self.due {
@@ -778,6 +787,7 @@ impl Harness {
                 self.now - start
             );
             let now = self.now;
+            let outputs_before = self.timeline.len();
             let ready: Vec<Due> = {
                 let (r, keep): (Vec<Due>, Vec<Due>) = std::mem::take(&mut self.due)
                     .into_iter()
@@ -810,6 +820,9 @@ impl Harness {
                         result,
                     })
                     .expect("response accepted");
+            }
+            if self.deadline == Some(now) && self.timeline.len() == outputs_before {
+                woken = Some((self.timeline.len(), now));
             }
             self.client
                 .handle_input(Input::Timeout(Instant::from_millis(now)))
@@ -906,7 +919,7 @@ impl Harness {
 fn sim_checks_signatures_on_its_own() {
     use apolloconf_core::{ErrorCause, Timing};
 
-    // apollo-core SignatureTest (section 6.1).
+    // apollo-core SignatureTest (docs/protocol.md#signing).
     assert_eq!(
         hmac_sha1_base64(
             "df23df3f59884980844ff3dada30fa97",

@@ -5,106 +5,25 @@
 //! - `APOLLOCONF_SUBJECT`: `native` (the `native_subject` binary of this crate) or any other
 //!   name; for other names `APOLLOCONF_SUBJECT_CMD` is the command line that starts one
 //!   subject process (split on whitespace), e.g. `node pkg/test/conformance-subject.mjs node`.
-//! - `APOLLOCONF_SCENARIO`: run only scenarios whose name contains this text.
+//! - `APOLLOCONF_SCENARIO`: run only scenarios whose name contains this text (a text that
+//!   matches no scenario fails the run).
 //! - `APOLLOCONF_JOBS`: scenarios run at once (default 4).
 //! - `APOLLOCONF_SUITE_TIMEOUT_S`: the whole suite fails after this (default 600).
+//!
+//! Every scenario file is checked against the typed schema (`runner/scenario.rs`) before
+//! anything runs. A scenario marked `known_failure` for the subject that passes fails the
+//! run: the mark must go.
 
 mod runner;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use runner::play::play;
+use runner::scenario::{Scenario, load_all};
 use runner::subject::SubjectCmd;
-use serde_json::Value;
-
-struct Scenario {
-    name: String,
-    json: Value,
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let p = entry?.path();
-        if p.is_dir() {
-            collect(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "json") {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
-fn load(root: &Path) -> Result<Vec<Scenario>, String> {
-    let mut files = Vec::new();
-    collect(root, &mut files).map_err(|e| format!("{}: {e}", root.display()))?;
-    files.sort();
-    let mut list = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
-        let json: Value =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?;
-        let rel = f
-            .strip_prefix(root)
-            .unwrap_or(&f)
-            .with_extension("")
-            .display()
-            .to_string();
-        let name = json
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("{}: no \"name\"", f.display()))?;
-        if name != rel {
-            return Err(format!(
-                "{}: \"name\" is {name:?} but the file says {rel:?}",
-                f.display()
-            ));
-        }
-        let allowed = [
-            "name",
-            "description",
-            "server",
-            "client",
-            "steps",
-            "skip",
-            "known_failure",
-        ];
-        if let Some(k) = json
-            .as_object()
-            .and_then(|o| o.keys().find(|k| !allowed.contains(&k.as_str())))
-        {
-            return Err(format!("{}: unknown field {k:?}", f.display()));
-        }
-        let server_fields = ["instances", "holdMs", "switches", "persist", "setup"];
-        if let Some(k) = json
-            .get("server")
-            .and_then(Value::as_object)
-            .and_then(|o| o.keys().find(|k| !server_fields.contains(&k.as_str())))
-        {
-            return Err(format!("{}: unknown field server.{k}", f.display()));
-        }
-        if json.get("description").and_then(Value::as_str).is_none() {
-            return Err(format!("{}: no \"description\"", f.display()));
-        }
-        list.push(Scenario {
-            name: name.to_string(),
-            json,
-        });
-    }
-    Ok(list)
-}
-
-/// A per-subject note in the data: `"skip": {"browser": "why"}`; `known_failure` may also
-/// be a plain string (every subject).
-fn note_for(v: &Value, key: &str, subject: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Object(o) => o.get(subject).and_then(Value::as_str).map(str::to_string),
-        _ => None,
-    }
-}
 
 enum Verdict {
     Ok(Vec<String>),
@@ -137,7 +56,7 @@ fn main() {
         }
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let all = match load(&root) {
+    let all = match load_all(&root) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("cannot load scenarios: {e}");
@@ -164,6 +83,10 @@ fn main() {
         .into_iter()
         .filter(|s| s.name.contains(filter.as_str()))
         .collect();
+    if chosen.is_empty() {
+        println!("FAIL suite: APOLLOCONF_SCENARIO={filter:?} matches no scenario");
+        std::process::exit(1);
+    }
     let jobs: usize = std::env::var("APOLLOCONF_JOBS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -194,11 +117,11 @@ fn main() {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(sc) = chosen.get(i) else { break };
                 let t0 = Instant::now();
-                let verdict = if let Some(why) = note_for(&sc.json, "skip", &subject) {
-                    Verdict::Skip(why)
+                let verdict = if let Some(why) = sc.file.skip_for(&subject) {
+                    Verdict::Skip(why.to_string())
                 } else {
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        play(&sc.json, &cmd)
+                        play(&sc.file, &cmd)
                     }))
                     .unwrap_or_else(|p| {
                         let msg = p
@@ -208,14 +131,13 @@ fn main() {
                             .unwrap_or_default();
                         Err(format!("runner panicked: {msg}"))
                     });
-                    match (r, note_for(&sc.json, "known_failure", &subject)) {
+                    match (r, sc.file.known_failure_for(&subject)) {
                         (Ok(notes), None) => Verdict::Ok(notes),
-                        (Ok(mut notes), Some(why)) => {
-                            notes.push(format!("marked known_failure ({why}) but passes now"));
-                            Verdict::Ok(notes)
-                        }
+                        (Ok(_), Some(why)) => Verdict::Fail(format!(
+                            "marked known_failure for {subject} ({why}) but passes: remove the mark"
+                        )),
                         (Err(e), None) => Verdict::Fail(e),
-                        (Err(e), Some(why)) => Verdict::KnownFail(why, e),
+                        (Err(e), Some(why)) => Verdict::KnownFail(why.to_string(), e),
                     }
                 };
                 if tx.send((i, verdict, t0.elapsed().as_millis())).is_err() {

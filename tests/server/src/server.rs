@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use hmac::{KeyInit, Mac};
-use hyper::body::Incoming;
+use http_body_util::{Either, Full};
+use hyper::body::{Bytes, Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request};
@@ -412,16 +413,54 @@ fn pad_body(kind: &str, bytes: usize) -> String {
     s
 }
 
+/// How long an [`FaultAction::OversizedStall`] answer holds its connection at most.
+const STALL_LIMIT: Duration = Duration::from_secs(600);
+
+/// The body of an [`FaultAction::OversizedStall`] answer: one data frame, then nothing
+/// (the body never ends) until [`STALL_LIMIT`] passes, when the connection is aborted.
+pub(crate) struct StallBody {
+    data: Option<Bytes>,
+    stall: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl StallBody {
+    fn new(data: Bytes) -> StallBody {
+        StallBody {
+            data: Some(data),
+            stall: Box::pin(tokio::time::sleep(STALL_LIMIT)),
+        }
+    }
+}
+
+impl hyper::body::Body for StallBody {
+    type Data = Bytes;
+    type Error = Abort;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Abort>>> {
+        if let Some(d) = self.data.take() {
+            return std::task::Poll::Ready(Some(Ok(Frame::data(d))));
+        }
+        self.stall.as_mut().poll(cx).map(|()| Some(Err(Abort)))
+    }
+}
+
+/// What a connection answers: a whole body, or (a fault) one that stalls.
+type Answer = hyper::Response<Either<Full<Bytes>, StallBody>>;
+
 async fn handle(
     inst: Arc<Instance>,
     req: Request<Incoming>,
     remote: SocketAddr,
-) -> Result<Resp, Abort> {
+) -> Result<Answer, Abort> {
+    let whole = |r: Resp| Ok(r.map(Either::Left));
     let path = req.uri().path().to_string();
     if path == "/__admin" || path.starts_with("/__admin/") {
         let mut r = crate::admin::handle(inst, req).await;
         add_common_headers(&mut r, false);
-        return Ok(r);
+        return whole(r);
     }
     let kind = endpoint_kind(&path);
     if kind != "other" {
@@ -430,7 +469,7 @@ async fn handle(
     if req.method() == Method::OPTIONS {
         let mut r = preflight(&req);
         add_common_headers(&mut r, false);
-        return Ok(r);
+        return whole(r);
     }
     if kind != "other" {
         if let Some(action) = inst.take_fault(kind) {
@@ -438,7 +477,7 @@ async fn handle(
                 FaultAction::Status { code } => {
                     let mut r = spring_error(code, "injected fault", &path);
                     add_common_headers(&mut r, true);
-                    return Ok(r);
+                    return whole(r);
                 }
                 FaultAction::Delay { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
                 FaultAction::Close => return Err(Abort),
@@ -449,12 +488,33 @@ async fn handle(
                         "{\"appId\":\"malformed\",\"configurations\":{\"k\":",
                     );
                     add_common_headers(&mut r, true);
-                    return Ok(r);
+                    return whole(r);
                 }
                 FaultAction::Oversized { bytes } => {
                     let mut r = reply(200, Some(JSON), pad_body(kind, bytes));
                     add_common_headers(&mut r, true);
-                    return Ok(r);
+                    return whole(r);
+                }
+                FaultAction::OversizedStall { bytes } => {
+                    // Only the head of the body, so its end never comes.
+                    let mut body = pad_body(kind, bytes).into_bytes();
+                    body.truncate(bytes);
+                    let mut r = reply(200, Some(JSON), "");
+                    add_common_headers(&mut r, true);
+                    let (parts, _) = r.into_parts();
+                    let body = StallBody::new(Bytes::from(body));
+                    return Ok(hyper::Response::from_parts(parts, Either::Right(body)));
+                }
+                FaultAction::Redirect { code, location } => {
+                    let mut r = reply(code, None, "");
+                    match hyper::header::HeaderValue::from_str(&location) {
+                        Ok(v) => {
+                            r.headers_mut().insert(hyper::header::LOCATION, v);
+                        }
+                        Err(_) => log::warn!("redirect fault: bad Location {location:?}"),
+                    }
+                    add_common_headers(&mut r, true);
+                    return whole(r);
                 }
                 FaultAction::Hang => {
                     std::future::pending::<()>().await;
@@ -464,7 +524,7 @@ async fn handle(
     }
     let mut r = route(&inst, &req, &path, kind, remote).await;
     add_common_headers(&mut r, kind != "other");
-    Ok(r)
+    whole(r)
 }
 
 async fn route(

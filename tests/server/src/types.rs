@@ -225,8 +225,12 @@ impl Endpoint {
 }
 
 /// What a fault does to a matching request.
+///
+/// In JSON (admin API, scenarios) an action is an object tagged by `type`; unknown fields
+/// are rejected. [`FaultAction::OversizedStall`] is spelt as the `oversized` type with
+/// `"stall": true`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "type")]
+#[serde(from = "FaultActionJson", into = "FaultActionJson")]
 pub enum FaultAction {
     /// Answer with this status and a small JSON error body.
     Status {
@@ -247,13 +251,97 @@ pub enum FaultAction {
         /// Body size in bytes.
         bytes: usize,
     },
+    /// Answer 200, stream `bytes` bytes of a JSON body (chunked, no length) that never
+    /// ends, then hold the connection open without finishing the body (until the client
+    /// closes it, the instance pauses or stops, or ten minutes pass). A client that reads
+    /// the whole body before checking its size only fails at its read timeout.
+    OversizedStall {
+        /// Bytes written before the stall.
+        bytes: usize,
+    },
+    /// Answer with a redirect: this status (301, 302, 303, 307, 308) with a `Location`
+    /// header and an empty body. Nothing is followed by the server.
+    Redirect {
+        /// HTTP status code.
+        code: u16,
+        /// The `Location` header.
+        location: String,
+    },
     /// Never answer (until the client gives up, or the instance pauses or stops).
     Hang,
 }
 
+/// The JSON shape of [`FaultAction`].
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type", deny_unknown_fields)]
+enum FaultActionJson {
+    Status {
+        code: u16,
+    },
+    Delay {
+        ms: u64,
+    },
+    Close {},
+    Malformed {},
+    Oversized {
+        bytes: usize,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stall: bool,
+    },
+    Redirect {
+        code: u16,
+        location: String,
+    },
+    Hang {},
+}
+
+impl From<FaultActionJson> for FaultAction {
+    fn from(j: FaultActionJson) -> FaultAction {
+        match j {
+            FaultActionJson::Status { code } => FaultAction::Status { code },
+            FaultActionJson::Delay { ms } => FaultAction::Delay { ms },
+            FaultActionJson::Close {} => FaultAction::Close,
+            FaultActionJson::Malformed {} => FaultAction::Malformed,
+            FaultActionJson::Oversized {
+                bytes,
+                stall: false,
+            } => FaultAction::Oversized { bytes },
+            FaultActionJson::Oversized { bytes, stall: true } => {
+                FaultAction::OversizedStall { bytes }
+            }
+            FaultActionJson::Redirect { code, location } => {
+                FaultAction::Redirect { code, location }
+            }
+            FaultActionJson::Hang {} => FaultAction::Hang,
+        }
+    }
+}
+
+impl From<FaultAction> for FaultActionJson {
+    fn from(a: FaultAction) -> FaultActionJson {
+        match a {
+            FaultAction::Status { code } => FaultActionJson::Status { code },
+            FaultAction::Delay { ms } => FaultActionJson::Delay { ms },
+            FaultAction::Close => FaultActionJson::Close {},
+            FaultAction::Malformed => FaultActionJson::Malformed {},
+            FaultAction::Oversized { bytes } => FaultActionJson::Oversized {
+                bytes,
+                stall: false,
+            },
+            FaultAction::OversizedStall { bytes } => {
+                FaultActionJson::Oversized { bytes, stall: true }
+            }
+            FaultAction::Redirect { code, location } => {
+                FaultActionJson::Redirect { code, location }
+            }
+            FaultAction::Hang => FaultActionJson::Hang {},
+        }
+    }
+}
+
 /// A fault to inject: an action for the next `times` requests to an endpoint kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Fault {
     /// Endpoint kind the fault applies to.
     pub endpoint: Endpoint,

@@ -402,6 +402,188 @@ fn fault_injection_kinds() {
 }
 
 #[test]
+fn fault_action_json_shapes() {
+    let parse = |s: &str| serde_json::from_str::<FaultAction>(s).map_err(|e| e.to_string());
+    assert_eq!(
+        parse(r#"{"type":"redirect","code":302,"location":"http://x/y"}"#),
+        Ok(FaultAction::Redirect {
+            code: 302,
+            location: "http://x/y".into()
+        })
+    );
+    assert_eq!(
+        parse(r#"{"type":"oversized","bytes":5}"#),
+        Ok(FaultAction::Oversized { bytes: 5 })
+    );
+    assert_eq!(
+        parse(r#"{"type":"oversized","bytes":5,"stall":true}"#),
+        Ok(FaultAction::OversizedStall { bytes: 5 })
+    );
+    assert_eq!(parse(r#"{"type":"close"}"#), Ok(FaultAction::Close));
+    // Round trip, in the documented spelling.
+    for a in [
+        FaultAction::OversizedStall { bytes: 7 },
+        FaultAction::Oversized { bytes: 7 },
+        FaultAction::Hang,
+        FaultAction::Redirect {
+            code: 307,
+            location: "/x".into(),
+        },
+    ] {
+        let text = serde_json::to_string(&a).expect("serialize");
+        assert_eq!(parse(&text), Ok(a), "{text}");
+    }
+    assert_eq!(
+        serde_json::to_string(&FaultAction::OversizedStall { bytes: 7 }).expect("s"),
+        r#"{"type":"oversized","bytes":7,"stall":true}"#
+    );
+    assert_eq!(
+        serde_json::to_string(&FaultAction::Oversized { bytes: 7 }).expect("s"),
+        r#"{"type":"oversized","bytes":7}"#
+    );
+    // A misspelt field is an error, not a silently different fault.
+    assert!(parse(r#"{"type":"status","code":503,"times":2}"#).is_err());
+    assert!(parse(r#"{"type":"oversized","bytes":5,"stal":true}"#).is_err());
+    assert!(parse(r#"{"type":"redirect","code":302}"#).is_err());
+}
+
+#[test]
+fn redirect_fault_is_not_followed() {
+    let s = server(300);
+    let target = server(300);
+    s.admin()
+        .publish(A, "default", "application", [("k", "v")])
+        .expect("p");
+    let path = format!("/configs/{A}/default/application");
+    let location = format!("{}{path}", target.url());
+    let body = format!(
+        "{{\"endpoint\":\"configs\",\"action\":{{\"type\":\"redirect\",\"code\":302,\"location\":\"{location}\"}},\"times\":1}}"
+    );
+    let r = admin(&s, "POST", "/__admin/faults", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = get(&s, &path);
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some(location.as_str()));
+    assert!(r.body.is_empty());
+    // The fault is used up; the server itself never contacts the target.
+    assert_eq!(get(&s, &path).status, 200);
+    assert!(target.admin().requests().is_empty());
+    // Other status codes and endpoints work alike.
+    s.admin().inject_fault(
+        Fault::new(
+            Endpoint::Notifications,
+            FaultAction::Redirect {
+                code: 307,
+                location: "/elsewhere".into(),
+            },
+        )
+        .times(1),
+    );
+    let r = get(&s, &poll_path(A, "default", &[("application", -1)]));
+    assert_eq!((r.status, r.header("location")), (307, Some("/elsewhere")));
+    // A misspelt action is refused by the admin API.
+    let r = admin(
+        &s,
+        "POST",
+        "/__admin/faults",
+        "{\"endpoint\":\"configs\",\"action\":{\"type\":\"redirect\",\"code\":302,\"locaton\":\"/x\"}}",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        admin(&s, "GET", "/__admin/faults", "").json(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn oversized_stall_fault_streams_then_holds_the_connection() {
+    use std::io::{Read, Write};
+    let s = server(300);
+    s.admin()
+        .publish(A, "default", "application", [("k", "v")])
+        .expect("p");
+    let path = format!("/configs/{A}/default/application");
+    let bytes = 3 << 20;
+    s.admin().inject_fault(
+        Fault::new(Endpoint::Configs, FaultAction::OversizedStall { bytes }).times(1),
+    );
+    let mut c = std::net::TcpStream::connect(s.addr()).expect("connect");
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        s.addr()
+    )
+    .expect("write");
+    c.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut raw = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    let t = Instant::now();
+    let stalled = loop {
+        match c.read(&mut buf) {
+            Ok(0) => panic!("the server ended the connection after {} bytes", raw.len()),
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                assert!(
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                    "{e}"
+                );
+                break raw.len();
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "no stall");
+    };
+    let head = String::from_utf8_lossy(&raw[..raw.len().min(2000)]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    assert!(stalled > bytes, "only {stalled} bytes before the stall");
+    // The body is unfinished: no final chunk.
+    assert!(!raw.ends_with(b"0\r\n\r\n"));
+    // Still open a moment later: nothing more, no end.
+    std::thread::sleep(Duration::from_millis(300));
+    match c.read(&mut buf) {
+        Ok(n) => panic!("read {n} more bytes (0 = closed) from a stalled answer"),
+        Err(e) => assert!(matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )),
+    }
+    drop(c);
+    // The fault is used up.
+    assert_eq!(get(&s, &path).status, 200);
+    // Over HTTP: `"stall": true` on the oversized action.
+    let r = admin(
+        &s,
+        "POST",
+        "/__admin/faults",
+        "{\"endpoint\":\"configs\",\"action\":{\"type\":\"oversized\",\"bytes\":1000,\"stall\":true}}",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        admin(&s, "GET", "/__admin/faults", "").json()[0]["action"],
+        serde_json::json!({"type": "oversized", "bytes": 1000, "stall": true})
+    );
+    assert!(
+        try_request(
+            s.addr(),
+            "GET",
+            &path,
+            &[],
+            None,
+            Duration::from_millis(500)
+        )
+        .is_err()
+    );
+}
+
+#[test]
 fn pause_and_resume_keep_state() {
     let s = server(10_000);
     let r = s

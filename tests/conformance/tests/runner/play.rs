@@ -7,9 +7,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use apolloconf_testserver::RecordedRequest;
 use serde_json::{Value, json};
 
+use super::scenario::{
+    CacheFileWant, ChangeWant, Count, ErrorCode, ErrorsWant, EventsWant, Expect, HeaderWant,
+    NamespaceWant, ParamWant, Raw, RequestsWant, ScenarioFile, Step, parse_step,
+};
 use super::subject::{Subject, SubjectCmd};
-use super::util::{expand, field_str, field_u64, median_p99, opt_str, query_params, read_latin1};
-use super::world::{Servers, is_admin_op, server_vars};
+use super::util::{expand, median_p99, query_params, read_latin1};
+use super::world::{Servers, server_vars};
 
 /// Protocol timings the runner uses unless a scenario overrides them (the Java defaults,
 /// scaled down so that the suite is fast; the shape of every schedule is kept).
@@ -56,17 +60,23 @@ fn epoch_ms() -> u64 {
 }
 
 /// Plays `scenario` against the subject started by `cmd`.
-pub fn play(scenario: &Value, cmd: &SubjectCmd) -> Outcome {
+pub fn play(scenario: &ScenarioFile, cmd: &SubjectCmd) -> Outcome {
     let tmp = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
     let cache_dir = tmp.path().join("cache");
     std::fs::create_dir_all(&cache_dir).map_err(|e| format!("cache dir: {e}"))?;
-    let server_spec = scenario.get("server").cloned().unwrap_or(json!({}));
-    let servers = Servers::start(&server_spec, tmp.path())?;
+    let servers = Servers::start(&scenario.server, tmp.path())?;
     let mut vars = HashMap::new();
     server_vars(&servers, &mut vars);
     vars.insert("cacheDir".into(), cache_dir.display().to_string());
-    let client = scenario.get("client").cloned().unwrap_or(json!({}));
-    let app = opt_str(&client, "appId").unwrap_or("SampleApp").to_string();
+    let client = scenario
+        .client
+        .as_ref()
+        .map_or_else(|| json!({}), |c| c.json.clone());
+    let app = client
+        .get("appId")
+        .and_then(Value::as_str)
+        .unwrap_or("SampleApp")
+        .to_string();
     vars.insert("appId".into(), app.clone());
     let mut run = Run {
         servers,
@@ -81,22 +91,12 @@ pub fn play(scenario: &Value, cmd: &SubjectCmd) -> Outcome {
         notes: Vec::new(),
         _tmp: tmp,
     };
-    let setup = server_spec
-        .get("setup")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for (i, step) in setup.iter().enumerate() {
+    for (i, step) in scenario.server.setup.iter().enumerate() {
         run.step(step)
             .map_err(|e| format!("server.setup[{i}] {}: {e}", compact(step)))?;
     }
-    let steps = scenario
-        .get("steps")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     let trace = std::env::var_os("APOLLOCONF_TRACE").is_some();
-    for (i, step) in steps.iter().enumerate() {
+    for (i, step) in scenario.steps.iter().enumerate() {
         if trace {
             eprintln!(
                 "TRACE {} step[{i}] {}",
@@ -235,17 +235,14 @@ impl Run {
     }
 
     fn step(&mut self, raw: &Value) -> Result<(), String> {
-        let op = field_str(raw, "op")?.to_string();
-        check_fields(&op, raw)?;
-        if op == "expect" {
+        if raw.get("op").and_then(Value::as_str) == Some("expect") {
             // Expectations are expanded on every poll: `as` names may appear later.
             return self.expect(raw);
         }
-        let step = expand(raw, &self.vars)?;
-        if is_admin_op(&op) {
-            let app = self.app.clone();
-            let out = self.servers.admin_step(&op, &step, &app)?;
-            if let (Some(name), Some((value, id))) = (opt_str(&step, "as"), out) {
+        let step = parse_step(&expand(raw, &self.vars)?)?;
+        let app = self.app.clone();
+        if let Some(r) = self.servers.admin_step(&step, &app) {
+            if let (Some(name), Some((value, id))) = (step.save_as(), r?) {
                 self.vars.insert(name.to_string(), value);
                 if let Some(id) = id {
                     self.vars.insert(format!("{name}.id"), id.to_string());
@@ -253,45 +250,104 @@ impl Run {
             }
             return Ok(());
         }
-        match op.as_str() {
-            "start" => self.start(&step),
-            "watch" => {
-                let ns = field_str(&step, "namespace")?.to_string();
-                let cmd = json!({"cmd": "watch", "namespace": ns});
-                match opt_str(&step, "expectError") {
+        match step {
+            Step::Start {
+                options,
+                expect_error,
+                error_contains,
+                max_ms,
+                min_ms,
+                report,
+            } => self.start(
+                options.map(|o| o.json),
+                expect_error,
+                error_contains.as_deref(),
+                (min_ms, max_ms),
+                report.as_deref(),
+            ),
+            Step::Watch {
+                namespace,
+                expect_error,
+            } => {
+                let cmd = json!({"cmd": "watch", "namespace": namespace});
+                match expect_error {
                     None => self.call(cmd).map(drop),
                     Some(code) => {
                         let r = self.subject()?.call(cmd, Duration::from_millis(REPLY_MS))?;
-                        if r.pointer("/error/code").and_then(Value::as_str) == Some(code) {
+                        if r.pointer("/error/code").and_then(Value::as_str) == Some(code.as_str()) {
                             Ok(())
                         } else {
-                            Err(format!("watch should fail with {code}, got {r}"))
+                            Err(format!("watch should fail with {}, got {r}", code.as_str()))
                         }
                     }
                 }
             }
-            "close" => self.close(&step),
-            "wait_ms" => {
-                std::thread::sleep(Duration::from_millis(field_u64(&step, "ms")?));
+            Step::Close {
+                exit_within_ms,
+                max_threads,
+                report,
+            } => self.close(exit_within_ms, max_threads, report.as_deref()),
+            Step::WaitMs { ms } => {
+                std::thread::sleep(Duration::from_millis(ms));
                 Ok(())
             }
-            "mark" => {
-                let name = field_str(&step, "name")?.to_string();
+            Step::Mark { name } => {
                 self.marks.insert(name, epoch_ms());
                 Ok(())
             }
-            "clear_events" => {
+            Step::ClearEvents {} => {
                 self.cursor = self.subject()?.event_count();
                 Ok(())
             }
-            "expect_quiet" => self.quiet(&step),
-            "latency" => self.latency(&step),
-            "write_cache" => self.write_cache(&step),
-            _ => Err(format!("unknown step op {op:?}")),
+            Step::ExpectQuiet { ms, namespace } => self.quiet(ms, namespace.as_deref()),
+            Step::Latency {
+                samples,
+                key,
+                namespace,
+                tolerance_ms,
+                gap_ms,
+                on,
+            } => self.latency(Latency {
+                samples,
+                key: key.unwrap_or_else(|| "latency".into()),
+                namespace: namespace.unwrap_or_else(|| "application".into()),
+                tolerance_ms: tolerance_ms.unwrap_or(100.0),
+                gap: Duration::from_millis(gap_ms),
+                on,
+            }),
+            Step::WriteCache {
+                app,
+                cluster,
+                namespace,
+                text,
+            } => {
+                let app = app.unwrap_or_else(|| self.app.clone());
+                let path = cache_path(
+                    &self.cache_dir,
+                    &app,
+                    cluster.as_deref().unwrap_or("default"),
+                    namespace.as_deref().unwrap_or("application"),
+                );
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+                }
+                std::fs::write(path, text).map_err(|e| e.to_string())
+            }
+            Step::Expect(_) => unreachable!("handled above"),
+            other => Err(format!(
+                "step {other:?} is neither an admin nor a client step"
+            )),
         }
     }
 
-    fn start(&mut self, step: &Value) -> Result<(), String> {
+    fn start(
+        &mut self,
+        overrides: Option<Value>,
+        expect_error: Option<ErrorCode>,
+        error_contains: Option<&str>,
+        (min, max): (Option<u64>, Option<u64>),
+        report: Option<&str>,
+    ) -> Result<(), String> {
         let running = match self.subject.as_mut() {
             Some(s) => !s.exited(),
             None => false,
@@ -305,7 +361,7 @@ impl Run {
             "startupTimeoutMs": 10000,
         });
         let client = expand(&self.client, &self.vars)?;
-        let overrides = step.get("options").cloned().unwrap_or(json!({}));
+        let overrides = overrides.unwrap_or(json!({}));
         let mut timing = default_timing();
         for src in [&client, &overrides] {
             if let Some(o) = src.as_object() {
@@ -336,26 +392,41 @@ impl Run {
             Duration::from_millis(REPLY_MS),
         )?;
         let ms = t0.elapsed().as_millis() as u64;
-        if let Some(label) = opt_str(step, "report") {
+        if let Some(label) = report {
             self.notes.push(format!("{label}: {ms} ms"));
         }
-        match opt_str(step, "expectError") {
+        match expect_error {
             Some(code) => {
                 let got = reply.pointer("/error/code").and_then(Value::as_str);
-                if got != Some(code) {
-                    return Err(format!("start should fail with {code}, got {reply}"));
+                if got != Some(code.as_str()) {
+                    return Err(format!(
+                        "start should fail with {}, got {reply}",
+                        code.as_str()
+                    ));
+                }
+                if let Some(text) = error_contains {
+                    let message = reply
+                        .pointer("/error/message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if !message.contains(text) {
+                        return Err(format!(
+                            "start failed with {} as expected, but its message does not contain {text:?}: {reply}",
+                            code.as_str()
+                        ));
+                    }
                 }
             }
             None => {
                 ok_reply(reply)?;
             }
         }
-        if let Some(max) = step.get("maxMs").and_then(Value::as_u64) {
+        if let Some(max) = max {
             if ms > max {
                 return Err(format!("start took {ms} ms (at most {max} ms expected)"));
             }
         }
-        if let Some(min) = step.get("minMs").and_then(Value::as_u64) {
+        if let Some(min) = min {
             if ms < min {
                 return Err(format!("start took {ms} ms (at least {min} ms expected)"));
             }
@@ -363,20 +434,19 @@ impl Run {
         Ok(())
     }
 
-    fn close(&mut self, step: &Value) -> Result<(), String> {
-        let within = step
-            .get("exitWithinMs")
-            .and_then(Value::as_u64)
-            .unwrap_or(2000);
+    fn close(
+        &mut self,
+        within: u64,
+        max_threads: Option<u64>,
+        report: Option<&str>,
+    ) -> Result<(), String> {
         let reply = self.call(json!({"cmd": "close"}))?;
-        if let Some(n) = reply.get("threads").and_then(Value::as_u64) {
-            if let Some(max) = step.get("maxThreads").and_then(Value::as_u64) {
-                if n > max {
-                    return Err(format!(
-                        "{n} threads of the subject were still running 500 ms after close returned (at most {max} expected): {}",
-                        reply.get("threadNames").cloned().unwrap_or_default()
-                    ));
-                }
+        if let (Some(n), Some(max)) = (reply.get("threads").and_then(Value::as_u64), max_threads) {
+            if n > max {
+                return Err(format!(
+                    "{n} threads of the subject were still running 500 ms after close returned (at most {max} expected): {}",
+                    reply.get("threadNames").cloned().unwrap_or_default()
+                ));
             }
         }
         let t0 = Instant::now();
@@ -387,15 +457,13 @@ impl Run {
             ));
         }
         let ms = t0.elapsed().as_millis() as u64;
-        if let Some(label) = opt_str(step, "report") {
+        if let Some(label) = report {
             self.notes.push(format!("{label}: {ms} ms"));
         }
         Ok(())
     }
 
-    fn quiet(&mut self, step: &Value) -> Result<(), String> {
-        let ms = field_u64(step, "ms")?;
-        let ns = opt_str(step, "namespace").map(str::to_string);
+    fn quiet(&mut self, ms: u64, ns: Option<&str>) -> Result<(), String> {
         let from = self.subject()?.event_count();
         std::thread::sleep(Duration::from_millis(ms));
         let evs = self.subject()?.events();
@@ -403,7 +471,7 @@ impl Run {
             .iter()
             .map(|e| &e.v)
             .filter(|v| v["event"] == "change")
-            .filter(|v| ns.as_deref().is_none_or(|n| v["namespace"] == n))
+            .filter(|v| ns.is_none_or(|n| v["namespace"] == n))
             .collect();
         if extra.is_empty() {
             Ok(())
@@ -415,30 +483,16 @@ impl Run {
         }
     }
 
-    fn write_cache(&mut self, step: &Value) -> Result<(), String> {
-        let ns = opt_str(step, "namespace").unwrap_or("application");
-        let cluster = opt_str(step, "cluster").unwrap_or("default");
-        let app = opt_str(step, "app").unwrap_or(&self.app);
-        let text = field_str(step, "text")?;
-        let dir = self.cache_dir.join(app).join("config-cache");
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        std::fs::write(dir.join(format!("{app}+{cluster}+{ns}.properties")), text)
-            .map_err(|e| e.to_string())
-    }
-
     /// Publishes `samples` times and measures publish → change event at the runner.
-    fn latency(&mut self, step: &Value) -> Result<(), String> {
-        let samples = step.get("samples").and_then(Value::as_u64).unwrap_or(20);
-        let tolerance = step
-            .get("toleranceMs")
-            .and_then(Value::as_f64)
-            .unwrap_or(100.0);
-        let ns = opt_str(step, "namespace")
-            .unwrap_or("application")
-            .to_string();
-        let key = opt_str(step, "key").unwrap_or("latency").to_string();
-        let on = step.get("on").and_then(Value::as_u64).unwrap_or(0) as usize;
-        let gap = Duration::from_millis(step.get("gapMs").and_then(Value::as_u64).unwrap_or(0));
+    fn latency(&mut self, l: Latency) -> Result<(), String> {
+        let Latency {
+            samples,
+            key,
+            namespace: ns,
+            tolerance_ms: tolerance,
+            gap,
+            on,
+        } = l;
         let mut got = Vec::new();
         for i in 0..samples {
             if i > 0 {
@@ -489,15 +543,17 @@ impl Run {
     }
 
     fn expect(&mut self, raw: &Value) -> Result<(), String> {
-        let timeout = raw
-            .get("timeoutMs")
-            .and_then(Value::as_u64)
-            .unwrap_or(DEFAULT_EXPECT_MS);
+        let parse = |run: &Run| -> Result<Expect, String> {
+            match parse_step(&expand(raw, &run.vars)?)? {
+                Step::Expect(e) => Ok(*e),
+                _ => unreachable!("an expect step"),
+            }
+        };
+        let timeout = parse(self)?.timeout_ms.unwrap_or(DEFAULT_EXPECT_MS);
         let deadline = Instant::now() + Duration::from_millis(timeout);
         loop {
-            let cond = expand(raw, &self.vars)?;
-            let r = self.check(&cond);
-            match r {
+            let cond = parse(self)?;
+            match self.check(&cond) {
                 Ok(()) => return Ok(()),
                 Err(Fatal(e)) => return Err(e),
                 Err(Mismatch(e)) => {
@@ -510,43 +566,26 @@ impl Run {
         }
     }
 
-    fn check(&mut self, c: &Value) -> Result<(), Why> {
-        let known = [
-            "op",
-            "timeoutMs",
-            "values",
-            "namespace",
-            "snapshot",
-            "events",
-            "errors",
-            "requests",
-            "metrics",
-            "cacheFile",
-            "heldPolls",
-            "settled",
-            "exited",
-            "note",
-        ];
-        if let Some(o) = c.as_object() {
-            if let Some(k) = o.keys().find(|k| !known.contains(&k.as_str())) {
-                return Err(Fatal(format!("unknown expectation {k:?}")));
-            }
-        }
-        if let Some(vals) = c.get("values").and_then(Value::as_object) {
-            let ns = c.get("namespace").cloned().unwrap_or(Value::Null);
+    fn check(&mut self, c: &Expect) -> Result<(), Why> {
+        if let Some(vals) = &c.values {
+            let ns = c.namespace.clone();
             for (k, want) in vals {
                 let r = self
                     .call(json!({"cmd": "get", "key": k, "namespace": ns}))
                     .map_err(Fatal)?;
                 let got = r.get("value").cloned().unwrap_or(Value::Null);
-                if &got != want {
+                if got != json!(want) {
                     return Err(Mismatch(format!(
-                        "get({k:?}, namespace {ns}) = {got}, want {want}"
+                        "get({k:?}, namespace {}) = {got}, want {}",
+                        json!(ns),
+                        json!(want)
                     )));
                 }
             }
+        } else if c.namespace.is_some() {
+            return Err(Fatal("\"namespace\" is the namespace of \"values\"".into()));
         }
-        if let Some(snap) = c.get("snapshot").and_then(Value::as_object) {
+        if let Some(snap) = &c.snapshot {
             let r = self.call(json!({"cmd": "snapshot"})).map_err(Fatal)?;
             for (ns, want) in snap {
                 let got = r
@@ -558,28 +597,20 @@ impl Run {
                 check_namespace(ns, got, want)?;
             }
         }
-        if let Some(e) = c.get("events") {
-            let list = match e {
-                Value::Array(a) => a.clone(),
-                o => vec![o.clone()],
-            };
-            for m in &list {
+        if let Some(list) = &c.events {
+            for m in &list.0 {
                 self.check_events(m)?;
             }
         }
-        if let Some(e) = c.get("errors") {
+        if let Some(e) = &c.errors {
             self.check_errors(e)?;
         }
-        if let Some(r) = c.get("requests") {
-            let list = match r {
-                Value::Array(a) => a.clone(),
-                o => vec![o.clone()],
-            };
-            for m in &list {
+        if let Some(list) = &c.requests {
+            for m in &list.0 {
                 self.check_requests(m)?;
             }
         }
-        if let Some(m) = c.get("metrics").and_then(Value::as_object) {
+        if let Some(m) = &c.metrics {
             let r = self.call(json!({"cmd": "metrics"})).map_err(Fatal)?;
             for (path, want) in m {
                 let ptr = format!("/metrics/{}", path.replace('.', "/"));
@@ -589,20 +620,23 @@ impl Run {
                 }
             }
         }
-        if let Some(cf) = c.get("cacheFile") {
+        if let Some(cf) = &c.cache_file {
             self.check_cache_file(cf)?;
         }
-        if let Some(h) = c.get("heldPolls") {
-            let on = h.get("on").and_then(Value::as_u64).unwrap_or(0) as usize;
+        if let Some(h) = &c.held_polls {
+            let on = h.val.on;
             let n = self.servers.admin(on).map_err(Fatal)?.held_polls() as u64;
-            if !count_ok(n, h) {
-                return Err(Mismatch(format!("instance {on} holds {n} polls, want {h}")));
+            if !h.val.count().ok(n) {
+                return Err(Mismatch(format!(
+                    "instance {on} holds {n} polls, want {}",
+                    h.json
+                )));
             }
         }
-        if c.get("settled").and_then(Value::as_bool) == Some(true) {
+        if c.settled == Some(true) {
             self.check_settled()?;
         }
-        if let Some(x) = c.get("exited").and_then(Value::as_bool) {
+        if let Some(x) = c.exited {
             let e = self.subject().map_err(Fatal)?.exited();
             if e != x {
                 return Err(Mismatch(format!("subject exited = {e}, want {x}")));
@@ -611,10 +645,11 @@ impl Run {
         Ok(())
     }
 
-    fn check_events(&mut self, m: &Value) -> Result<(), Why> {
+    fn check_events(&mut self, m: &Raw<EventsWant>) -> Result<(), Why> {
+        let (raw, m) = (&m.json, &m.val);
         let cursor = self.cursor;
         let evs = self.subject().map_err(Fatal)?.events();
-        let ns = opt_str(m, "namespace");
+        let ns = m.namespace.as_deref();
         let list: Vec<&Value> = evs
             .get(cursor..)
             .unwrap_or(&[])
@@ -625,26 +660,27 @@ impl Run {
             .collect();
         let shown = || Value::Array(list.iter().map(|v| (*v).clone()).collect());
         let n = list.len() as u64;
-        let has_count = ["count", "min", "max"].iter().any(|k| m.get(*k).is_some());
-        if has_count && !count_ok(n, m) {
+        if !m.count().ok(n) {
             return Err(Mismatch(format!(
-                "{n} change events, want {m}; got {}",
+                "{n} change events, want {raw}; got {}",
                 shown()
             )));
         }
-        if let Some(want) = m.get("lastReleaseKey") {
+        if let Some(want) = &m.last_release_key {
             let got = list.last().map_or(&Value::Null, |v| &v["releaseKey"]);
-            if got != want {
+            if *got != json!(want) {
                 return Err(Mismatch(format!(
-                    "last change event release key {got}, want {want}"
+                    "last change event release key {got}, want {}",
+                    json!(want)
                 )));
             }
         }
-        if let Some(want) = m.get("lastSource") {
+        if let Some(want) = m.last_source {
             let got = list.last().map_or(&Value::Null, |v| &v["source"]);
-            if got != want {
+            if got != want.as_str() {
                 return Err(Mismatch(format!(
-                    "last change event source {got}, want {want}"
+                    "last change event source {got}, want {:?}",
+                    want.as_str()
                 )));
             }
         }
@@ -658,36 +694,46 @@ impl Run {
                     .flatten()
             })
             .collect();
-        if let Some(want) = m.get("changes").and_then(Value::as_array) {
+        if let Some(want) = &m.changes {
             for w in want {
                 if !all.iter().any(|c| change_matches(c, w)) {
-                    return Err(Mismatch(format!("no change like {w} in {}", shown())));
+                    return Err(Mismatch(format!(
+                        "no change like {} in {}",
+                        show_change(w),
+                        shown()
+                    )));
                 }
             }
         }
-        if let Some(want) = m.get("exactly").and_then(Value::as_array) {
+        if let Some(want) = &m.exactly {
             let ok =
                 want.len() == all.len() && want.iter().zip(&all).all(|(w, c)| change_matches(c, w));
             if !ok {
+                let want: Vec<String> = want.iter().map(show_change).collect();
                 return Err(Mismatch(format!(
-                    "changes should be exactly {want:?}, got {}",
+                    "changes should be exactly [{}], got {}",
+                    want.join(", "),
                     shown()
                 )));
             }
         }
-        if let Some(keys) = m.get("noChangeOf").and_then(Value::as_array) {
-            if let Some(c) = all.iter().find(|c| keys.contains(&c["key"])) {
+        if let Some(keys) = &m.no_change_of {
+            if let Some(c) = all
+                .iter()
+                .find(|c| keys.iter().any(|k| c["key"] == k.as_str()))
+            {
                 return Err(Mismatch(format!("unexpected change {c}")));
             }
         }
         Ok(())
     }
 
-    fn check_errors(&mut self, m: &Value) -> Result<(), Why> {
+    fn check_errors(&mut self, m: &Raw<ErrorsWant>) -> Result<(), Why> {
+        let (raw, m) = (&m.json, &m.val);
         let cursor = self.cursor;
         let evs = self.subject().map_err(Fatal)?.events();
-        let code = opt_str(m, "code");
-        let ns = opt_str(m, "namespace");
+        let code = m.code.map(ErrorCode::as_str);
+        let ns = m.namespace.as_deref();
         let n = evs
             .get(cursor..)
             .unwrap_or(&[])
@@ -697,21 +743,17 @@ impl Run {
             .filter(|v| code.is_none_or(|c| v["code"] == c))
             .filter(|v| ns.is_none_or(|x| v["namespace"] == x))
             .count() as u64;
-        let spec = if ["count", "min", "max"].iter().any(|k| m.get(*k).is_some()) {
-            m.clone()
-        } else {
-            json!({"min": 1})
-        };
-        if count_ok(n, &spec) {
+        if m.count().ok(n) {
             Ok(())
         } else {
-            Err(Mismatch(format!("{n} error events matching {m}")))
+            Err(Mismatch(format!("{n} error events matching {raw}")))
         }
     }
 
-    fn check_requests(&mut self, m: &Value) -> Result<(), Why> {
-        let on = m.get("on").and_then(Value::as_u64).unwrap_or(0) as usize;
-        let since = match opt_str(m, "sinceMark") {
+    fn check_requests(&mut self, m: &Raw<RequestsWant>) -> Result<(), Why> {
+        let (raw, m) = (&m.json, &m.val);
+        let on = m.on;
+        let since = match &m.since_mark {
             Some(name) => Some(
                 *self
                     .marks
@@ -723,41 +765,39 @@ impl Run {
         let log = self.servers.admin(on).map_err(Fatal)?.requests();
         let hits: Vec<&RecordedRequest> = log
             .iter()
-            .filter(|r| r.method != "OPTIONS")
+            .filter(|r| match &m.method {
+                // Preflights are the browser's, not the client's: counted only on demand.
+                None => r.method != "OPTIONS",
+                Some(method) => r.method.eq_ignore_ascii_case(method),
+            })
             .filter(|r| since.is_none_or(|t| r.time_ms >= t))
             .filter(|r| request_matches(r, m))
             .collect();
         let n = hits.len() as u64;
-        let spec = if ["count", "min", "max"].iter().any(|k| m.get(*k).is_some()) {
-            m.clone()
-        } else {
-            json!({"min": 1})
-        };
-        if count_ok(n, &spec) {
+        if m.count().ok(n) {
             return Ok(());
         }
         let sample: Vec<String> = log
             .iter()
-            .filter(|r| opt_str(m, "endpoint").is_none_or(|e| r.endpoint == e))
+            .filter(|r| m.endpoint.is_none_or(|e| r.endpoint == e.as_str()))
             .rev()
             .take(6)
-            .map(|r| r.path.clone())
+            .map(|r| format!("{} {}", r.method, r.path))
             .collect();
         Err(Mismatch(format!(
-            "{n} requests on instance {on} match {m}; latest of that endpoint: {sample:?}"
+            "{n} requests on instance {on} match {raw}; latest of that endpoint: {sample:?}"
         )))
     }
 
-    fn check_cache_file(&mut self, m: &Value) -> Result<(), Why> {
-        let ns = opt_str(m, "namespace").unwrap_or("application");
-        let cluster = opt_str(m, "cluster").unwrap_or("default");
-        let app = opt_str(m, "app").unwrap_or(&self.app);
-        let path = self
-            .cache_dir
-            .join(app)
-            .join("config-cache")
-            .join(format!("{app}+{cluster}+{ns}.properties"));
-        if let Some(want) = m.get("files").and_then(Value::as_array) {
+    fn check_cache_file(&mut self, m: &CacheFileWant) -> Result<(), Why> {
+        let app = m.app.as_deref().unwrap_or(&self.app);
+        let path = cache_path(
+            &self.cache_dir,
+            app,
+            m.cluster.as_deref().unwrap_or("default"),
+            m.namespace.as_deref().unwrap_or("application"),
+        );
+        if let Some(want) = &m.files {
             let dir = self.cache_dir.join(app).join("config-cache");
             let mut got: Vec<String> = std::fs::read_dir(&dir)
                 .map(|rd| {
@@ -767,11 +807,7 @@ impl Run {
                 })
                 .unwrap_or_default();
             got.sort();
-            let mut want: Vec<String> = want
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect();
+            let mut want = want.clone();
             want.sort();
             if got != want {
                 return Err(Mismatch(format!(
@@ -781,7 +817,7 @@ impl Run {
             }
         }
         let exists = path.exists();
-        if let Some(want) = m.get("exists").and_then(Value::as_bool) {
+        if let Some(want) = m.exists {
             if want != exists {
                 return Err(Mismatch(format!(
                     "{} exists = {exists}, want {want}",
@@ -794,25 +830,29 @@ impl Run {
         }
         let text = read_latin1(&path)
             .map_err(|e| Mismatch(format!("cannot read {}: {e}", path.display())))?;
-        if let Some(want) = m.get("properties").and_then(Value::as_object) {
+        if let Some(want) = &m.properties {
             let parsed = apolloconf_testserver::props::parse(&text)
                 .map_err(|e| Mismatch(format!("{} does not parse: {e:?}", path.display())))?;
             let map: HashMap<String, String> = parsed.into_iter().collect();
             for (k, v) in want {
-                let got = map.get(k).map_or(Value::Null, |s| json!(s));
-                if &got != v {
-                    return Err(Mismatch(format!("cache file {k} = {got}, want {v}")));
+                let got = map.get(k);
+                if got != v.as_ref() {
+                    return Err(Mismatch(format!(
+                        "cache file {k} = {}, want {}",
+                        json!(got),
+                        json!(v)
+                    )));
                 }
             }
         }
-        if let Some(list) = m.get("contains").and_then(Value::as_array) {
-            for s in list.iter().filter_map(Value::as_str) {
-                if !text.contains(s) {
+        if let Some(list) = &m.contains {
+            for s in list {
+                if !text.contains(s.as_str()) {
                     return Err(Mismatch(format!("cache file lacks {s:?}:\n{text}")));
                 }
             }
         }
-        if let Some(b) = m.get("ascii").and_then(Value::as_bool) {
+        if let Some(b) = m.ascii {
             if b != text.is_ascii() {
                 return Err(Mismatch(format!(
                     "cache file ascii = {}, want {b}",
@@ -822,6 +862,23 @@ impl Run {
         }
         Ok(())
     }
+}
+
+/// The fields of a `latency` step, defaults applied.
+struct Latency {
+    samples: u64,
+    key: String,
+    namespace: String,
+    tolerance_ms: f64,
+    gap: Duration,
+    on: usize,
+}
+
+/// The Java layout: `{cacheDir}/{app}/config-cache/{app}+{cluster}+{namespace}.properties`.
+fn cache_path(root: &std::path::Path, app: &str, cluster: &str, ns: &str) -> PathBuf {
+    root.join(app)
+        .join("config-cache")
+        .join(format!("{app}+{cluster}+{ns}.properties"))
 }
 
 /// Why an expectation does not hold: `Mismatch` may change with time (keep polling),
@@ -840,90 +897,99 @@ fn merge(dst: &mut Value, src: &Value) {
     }
 }
 
-fn count_ok(n: u64, spec: &Value) -> bool {
-    if let Some(c) = spec.get("count").and_then(Value::as_u64) {
-        if n != c {
-            return false;
-        }
-    }
-    if let Some(c) = spec.get("min").and_then(Value::as_u64) {
-        if n < c {
-            return false;
-        }
-    }
-    if let Some(c) = spec.get("max").and_then(Value::as_u64) {
-        if n > c {
-            return false;
-        }
-    }
-    true
-}
-
 /// `want` is either the exact value or `{"min": a, "max": b}` for numbers.
 fn value_matches(got: &Value, want: &Value) -> bool {
     if let Some(o) = want.as_object() {
         if o.keys().all(|k| k == "min" || k == "max") && !o.is_empty() {
-            return got.as_u64().is_some_and(|n| count_ok(n, want));
+            let bound = Count {
+                count: None,
+                min: o.get("min").and_then(Value::as_u64),
+                max: o.get("max").and_then(Value::as_u64),
+            };
+            return got.as_u64().is_some_and(|n| bound.ok(n));
         }
     }
     got == want
 }
 
-fn change_matches(c: &Value, w: &Value) -> bool {
-    let Some(o) = w.as_object() else { return false };
-    o.iter().all(|(k, v)| {
-        let got = c.get(k).unwrap_or(&Value::Null);
-        got == v
-    })
+/// Whether change `c` (of a change event) has every field `w` gives.
+fn change_matches(c: &Value, w: &ChangeWant) -> bool {
+    let field = |k: &str| c.get(k).unwrap_or(&Value::Null);
+    w.key.as_ref().is_none_or(|k| field("key") == k.as_str())
+        && w.kind.is_none_or(|k| field("kind") == k.as_str())
+        && w.old.as_ref().is_none_or(|o| *field("old") == json!(o))
+        && w.new.as_ref().is_none_or(|n| *field("new") == json!(n))
 }
 
-fn check_namespace(ns: &str, got: &Value, want: &Value) -> Result<(), Why> {
-    let Some(w) = want.as_object() else {
-        return Err(Fatal(format!("snapshot.{ns} must be an object")));
+fn show_change(w: &ChangeWant) -> String {
+    let mut o = serde_json::Map::new();
+    if let Some(k) = &w.key {
+        o.insert("key".into(), json!(k));
+    }
+    if let Some(k) = w.kind {
+        o.insert("kind".into(), json!(k.as_str()));
+    }
+    if let Some(v) = &w.old {
+        o.insert("old".into(), json!(v));
+    }
+    if let Some(v) = &w.new {
+        o.insert("new".into(), json!(v));
+    }
+    Value::Object(o).to_string()
+}
+
+fn check_namespace(ns: &str, got: &Value, want: &Raw<NamespaceWant>) -> Result<(), Why> {
+    let w = &want.val;
+    let field = |k: &str| got.get(k).unwrap_or(&Value::Null);
+    let same = |k: &str, v: Value| -> Result<(), Why> {
+        if *field(k) == v {
+            Ok(())
+        } else {
+            Err(Mismatch(format!("{ns}.{k} = {}, want {v}", field(k))))
+        }
     };
-    for (k, v) in w {
-        match k.as_str() {
-            "releaseKey" | "source" | "status" | "content" => {
-                let g = got.get(k).unwrap_or(&Value::Null);
-                if g != v {
-                    return Err(Mismatch(format!("{ns}.{k} = {g}, want {v}")));
-                }
+    if let Some(v) = &w.release_key {
+        same("releaseKey", json!(v))?;
+    }
+    if let Some(v) = w.source {
+        same("source", json!(v.as_str()))?;
+    }
+    if let Some(v) = w.status {
+        same("status", json!(v.as_str()))?;
+    }
+    if let Some(v) = &w.content {
+        same("content", json!(v))?;
+    }
+    if let Some(v) = &w.properties {
+        same("properties", json!(v))?;
+    }
+    let props = got.get("properties").and_then(Value::as_object);
+    if let Some(has) = &w.has {
+        for (k, v) in has {
+            let g = props.and_then(|p| p.get(k)).unwrap_or(&Value::Null);
+            if *g != json!(v) {
+                return Err(Mismatch(format!(
+                    "{ns}.properties[{k:?}] = {g}, want {}",
+                    json!(v)
+                )));
             }
-            "properties" => {
-                let g = got.get("properties").unwrap_or(&Value::Null);
-                if g != v {
-                    return Err(Mismatch(format!("{ns}.properties = {g}, want {v}")));
-                }
-            }
-            "has" => {
-                let props = got.get("properties").cloned().unwrap_or(json!({}));
-                for (pk, pv) in v.as_object().into_iter().flatten() {
-                    let g = props.get(pk).unwrap_or(&Value::Null);
-                    if g != pv {
-                        return Err(Mismatch(format!(
-                            "{ns}.properties[{pk:?}] = {g}, want {pv}"
-                        )));
-                    }
-                }
-            }
-            "size" => {
-                let n = got
-                    .get("properties")
-                    .and_then(Value::as_object)
-                    .map_or(0, |o| o.len() as u64);
-                if !value_matches(&json!(n), v) {
-                    return Err(Mismatch(format!("{ns} has {n} properties, want {v}")));
-                }
-            }
-            other => return Err(Fatal(format!("unknown snapshot field {other:?}"))),
+        }
+    }
+    if let Some(size) = w.size {
+        let n = props.map_or(0, |o| o.len() as u64);
+        if !size.0.ok(n) {
+            return Err(Mismatch(format!(
+                "{ns} has {n} properties, want {}",
+                size.0
+            )));
         }
     }
     Ok(())
 }
 
-fn request_matches(r: &RecordedRequest, m: &Value) -> bool {
-    if let Some(e) = opt_str(m, "endpoint") {
-        if r.endpoint != e {
+fn request_matches(r: &RecordedRequest, m: &RequestsWant) -> bool {
+    if let Some(e) = m.endpoint {
+        if r.endpoint != e.as_str() {
             return false;
         }
     }
@@ -931,126 +997,70 @@ fn request_matches(r: &RecordedRequest, m: &Value) -> bool {
         Some((p, q)) => (p, q),
         None => (r.path.as_str(), ""),
     };
-    if let Some(p) = opt_str(m, "path") {
-        if path != p {
-            return false;
-        }
+    if m.path.as_ref().is_some_and(|p| path != p) {
+        return false;
     }
-    if let Some(p) = opt_str(m, "pathContains") {
-        if !path.contains(p) {
-            return false;
-        }
+    if m.path_contains
+        .as_ref()
+        .is_some_and(|p| !path.contains(p.as_str()))
+    {
+        return false;
     }
-    if let Some(p) = opt_str(m, "rawQueryContains") {
-        if !raw_query.contains(p) {
-            return false;
-        }
+    if m.raw_query_contains
+        .as_ref()
+        .is_some_and(|p| !raw_query.contains(p.as_str()))
+    {
+        return false;
     }
-    if let Some(p) = opt_str(m, "rawQueryLacks") {
-        if raw_query.contains(p) {
-            return false;
-        }
+    if m.raw_query_lacks
+        .as_ref()
+        .is_some_and(|p| raw_query.contains(p.as_str()))
+    {
+        return false;
     }
     let params = query_params(raw_query);
     let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    if let Some(q) = m.get("query").and_then(Value::as_object) {
-        for (k, want) in q {
-            let ok = match (want, param(k)) {
-                (Value::Null, got) => got.is_none(),
-                (Value::Bool(b), got) => got.is_some() == *b,
-                (Value::String(s), Some(got)) => got == s,
-                _ => false,
-            };
-            if !ok {
-                return false;
-            }
+    for (k, want) in m.query.iter().flatten() {
+        let ok = match (want, param(k)) {
+            (ParamWant::Absent, got) => got.is_none(),
+            (ParamWant::Present(b), got) => got.is_some() == *b,
+            (ParamWant::Equals(s), Some(got)) => got == s,
+            (ParamWant::Equals(_), None) => false,
+        };
+        if !ok {
+            return false;
         }
     }
-    if let Some(q) = m.get("queryContains").and_then(Value::as_object) {
-        for (k, want) in q {
-            let Some(s) = want.as_str() else { return false };
-            if !param(k).is_some_and(|g| g.contains(s)) {
-                return false;
-            }
+    for (k, want) in m.query_contains.iter().flatten() {
+        if !param(k).is_some_and(|g| g.contains(want.as_str())) {
+            return false;
         }
     }
-    if let Some(h) = m.get("headers").and_then(Value::as_object) {
-        for (k, want) in h {
-            let ok = match (want, r.header(k)) {
-                (Value::Bool(b), got) => got.is_some() == *b,
-                (Value::String(s), Some(got)) => got == s,
-                _ => false,
-            };
-            if !ok {
-                return false;
-            }
+    for (k, want) in m.headers.iter().flatten() {
+        let ok = match (want, r.header(k)) {
+            (HeaderWant::Present(b), got) => got.is_some() == *b,
+            (HeaderWant::Equals(s), Some(got)) => got == s,
+            (HeaderWant::Equals(_), None) => false,
+        };
+        if !ok {
+            return false;
         }
     }
-    if let Some(h) = m.get("headerPrefix").and_then(Value::as_object) {
-        for (k, want) in h {
-            let Some(s) = want.as_str() else { return false };
-            if !r.header(k).is_some_and(|g| g.starts_with(s)) {
-                return false;
-            }
+    for (k, want) in m.header_prefix.iter().flatten() {
+        if !r.header(k).is_some_and(|g| g.starts_with(want.as_str())) {
+            return false;
         }
     }
-    if let Some(s) = m.get("signed") {
-        let secret = opt_str(s, "secret").unwrap_or("");
-        let want = s.get("valid").and_then(Value::as_bool).unwrap_or(true);
+    if let Some(s) = &m.signed {
         let valid = match (r.header("timestamp"), r.header("authorization")) {
             (Some(ts), Some(auth)) => auth.split_once(':').is_some_and(|(_, sig)| {
-                sig == apolloconf_testserver::signature(secret, ts, &r.path)
+                sig == apolloconf_testserver::signature(&s.secret, ts, &r.path)
             }),
             _ => false,
         };
-        if valid != want {
+        if valid != s.valid {
             return false;
         }
     }
     true
-}
-
-/// Rejects fields a step does not know, so that a typo cannot silently weaken a scenario.
-fn check_fields(op: &str, step: &Value) -> Result<(), String> {
-    const SCOPE: &[&str] = &["app", "cluster", "namespace", "on"];
-    let own: &[&str] = match op {
-        "expect" => return Ok(()), // checked in `check`
-        "create_app" => &["app"],
-        "create_namespace" => &["app", "name", "format", "public", "as"],
-        "publish" => &["configurations", "generated", "content", "as"],
-        "publish_burst" => &["count", "key", "configurations", "as"],
-        "rollback" | "gray_branch" | "gray_merge" | "gray_delete" => &["as"],
-        "gray_publish" => &["configurations", "generated", "as"],
-        "gray_rules" => &["rules", "as"],
-        "gray_active" => &["active", "as"],
-        "access_key_add" => &["secret", "mode", "enabled", "as"],
-        "access_key_enable" => &["key", "enabled"],
-        "access_key_remove" => &["key"],
-        "switches" => &["incrementalSync", "releaseCache", "accessKeyToleranceMs"],
-        "fault" => &["endpoint", "action", "times"],
-        "hold" | "lag" => &["ms"],
-        "services" => &["config"],
-        "restart" => &["downMs"],
-        "revive" => &["fromData"],
-        "clear_faults" | "pause" | "resume" | "kill" | "clear_requests" => &[],
-        "start" => &["options", "expectError", "maxMs", "minMs", "report"],
-        "watch" => &["expectError"],
-        "close" => &["exitWithinMs", "maxThreads", "report"],
-        "write_cache" => &["text"],
-        "wait_ms" => &["ms"],
-        "mark" => &["name"],
-        "clear_events" => &[],
-        "expect_quiet" => &["ms"],
-        "latency" => &["samples", "key", "toleranceMs", "gapMs"],
-        other => return Err(format!("unknown step op {other:?}")),
-    };
-    if let Some(o) = step.as_object() {
-        if let Some(k) = o
-            .keys()
-            .find(|k| *k != "op" && !own.contains(&k.as_str()) && !SCOPE.contains(&k.as_str()))
-        {
-            return Err(format!("step {op:?} has no field {k:?}"));
-        }
-    }
-    Ok(())
 }

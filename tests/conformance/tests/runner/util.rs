@@ -1,22 +1,8 @@
-//! Small helpers: field access, `${var}` expansion, query decoding.
+//! Small helpers: `${var}` expansion, query decoding.
 
 use std::collections::HashMap;
 
 use serde_json::Value;
-
-pub fn opt_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
-pub fn field_str<'a>(v: &'a Value, key: &str) -> Result<&'a str, String> {
-    opt_str(v, key).ok_or_else(|| format!("missing string field {key:?} in {v}"))
-}
-
-pub fn field_u64(v: &Value, key: &str) -> Result<u64, String> {
-    v.get(key)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("missing number field {key:?} in {v}"))
-}
 
 /// Replaces every `${name}` in every string of `v` (keys included).
 pub fn expand(v: &Value, vars: &HashMap<String, String>) -> Result<Value, String> {

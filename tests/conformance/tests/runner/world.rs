@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use apolloconf_testserver::{
-    AccessKeyMode, Admin, Endpoint, Fault, FaultAction, Format, GrayRule, ServiceInstance, Store,
-    Switches, TestServer,
+    AccessKeyMode, Admin, Fault, Format, ServiceInstance, Store, Switches, TestServer,
 };
 use serde_json::Value;
 
-use super::util::{field_str, field_u64, opt_str};
+use super::scenario::{
+    Generated, InstanceSpec, Instances, KeyMode, KeyRef, Obj, ServerSpec, Step, SwitchesSpec,
+};
 
 /// One config-service instance (it also answers discovery, as the real server does).
 pub struct Inst {
@@ -34,27 +35,22 @@ fn ms(n: u64) -> Duration {
 
 impl Servers {
     /// Starts the instances described by the scenario's `server` object.
-    pub fn start(spec: &Value, data_dir: &std::path::Path) -> Result<Servers, String> {
-        let hold = spec.get("holdMs").and_then(Value::as_u64).unwrap_or(30_000);
-        let persist = spec
-            .get("persist")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let list: Vec<Value> = match spec.get("instances") {
-            None => vec![Value::Null],
-            Some(Value::Number(n)) => vec![Value::Null; n.as_u64().unwrap_or(1) as usize],
-            Some(Value::Array(a)) => a.clone(),
-            Some(other) => return Err(format!("server.instances: unexpected {other}")),
+    pub fn start(spec: &ServerSpec, data_dir: &std::path::Path) -> Result<Servers, String> {
+        let hold = spec.hold_ms.unwrap_or(30_000);
+        let list: Vec<InstanceSpec> = match &spec.instances {
+            None => vec![InstanceSpec::default()],
+            Some(Instances::Count(n)) => (0..*n).map(|_| InstanceSpec::default()).collect(),
+            Some(Instances::List(l)) => l.clone(),
         };
-        let data_file = persist.then(|| data_dir.join("apollo-state.json"));
+        let data_file = spec.persist.then(|| data_dir.join("apollo-state.json"));
         let store = match &data_file {
             Some(p) => Store::with_data_file(p).map_err(|e| format!("data file: {e}"))?,
             None => Store::new(),
         };
         let mut insts = Vec::new();
         for item in &list {
-            let h = item.get("holdMs").and_then(Value::as_u64).unwrap_or(hold);
-            let l = item.get("lagMs").and_then(Value::as_u64).unwrap_or(0);
+            let h = item.hold_ms.unwrap_or(hold);
+            let l = item.lag_ms.unwrap_or(0);
             let server = TestServer::builder()
                 .hold(ms(h))
                 .lag(ms(l))
@@ -73,8 +69,8 @@ impl Servers {
             store,
             data_file,
         };
-        if let Some(sw) = spec.get("switches") {
-            s.store.set_switches(switches(sw, s.store.switches())?);
+        if let Some(sw) = &spec.switches {
+            s.store.set_switches(switches(sw, s.store.switches()));
         }
         Ok(s)
     }
@@ -139,254 +135,315 @@ impl Servers {
         Err(format!("cannot restart instance {i} on its port: {last}"))
     }
 
-    /// Runs one admin step; returns what it produced for `as` (release key, branch, key id)
-    /// and, for publishes, the message id.
+    /// Runs `step` if it is an admin step: `None` if it is not one, else what it produced
+    /// for `as` (release key, branch, key id, stored name) and, for releases, the message id.
     pub fn admin_step(
         &mut self,
-        op: &str,
-        step: &Value,
+        step: &Step,
         default_app: &str,
-    ) -> Result<Option<(String, Option<i64>)>, String> {
-        let on = step.get("on").and_then(Value::as_u64).unwrap_or(0) as usize;
-        let app = opt_str(step, "app").unwrap_or(default_app).to_string();
-        let cluster = opt_str(step, "cluster").unwrap_or("default").to_string();
-        let ns = opt_str(step, "namespace")
-            .unwrap_or("application")
-            .to_string();
-        let e = |x: apolloconf_testserver::AdminError| format!("{op}: {x}");
-        let release = |r: apolloconf_testserver::Release| Some((r.release_key, Some(r.message_id)));
-        let mid = |id: i64| Some((id.to_string(), Some(id)));
-        Ok(match op {
-            "create_app" => {
-                self.store.create_app(&app).map_err(e)?;
-                None
-            }
-            "create_namespace" => {
-                let format = match opt_str(step, "format") {
-                    Some(f) => Format::parse(f).ok_or_else(|| format!("unknown format {f}"))?,
-                    None => Format::of_namespace(field_str(step, "name")?),
-                };
-                let public = step.get("public").and_then(Value::as_bool).unwrap_or(false);
-                let name = self
-                    .store
-                    .create_namespace(&app, field_str(step, "name")?, format, public)
-                    .map_err(e)?;
-                Some((name, None))
-            }
-            "publish" => {
-                let a = &self.store;
-                let r = if let Some(c) = opt_str(step, "content") {
-                    a.publish_content(&app, &cluster, &ns, c).map_err(e)?
-                } else {
-                    a.publish(&app, &cluster, &ns, items(step)?).map_err(e)?
-                };
-                release(r)
-            }
-            "publish_burst" => {
-                let count = field_u64(step, "count")?;
-                let key = opt_str(step, "key").unwrap_or("n");
-                let a = &self.store;
-                let mut last = None;
-                for i in 1..=count {
-                    let mut it = items(step).unwrap_or_default();
-                    it.push((key.to_string(), i.to_string()));
-                    last = Some(a.publish(&app, &cluster, &ns, it).map_err(e)?);
-                }
-                last.and_then(release)
-            }
-            "rollback" => release(self.store.rollback(&app, &cluster, &ns).map_err(e)?),
-            "gray_branch" => {
-                let b = self.store.create_branch(&app, &cluster, &ns).map_err(e)?;
-                Some((b, None))
-            }
-            "gray_publish" => release(
+    ) -> Option<Result<Produced, String>> {
+        let r = match step {
+            Step::CreateApp { app } => {
+                let app = app.as_deref().unwrap_or(default_app);
                 self.store
-                    .gray_publish(&app, &cluster, &ns, items(step)?)
-                    .map_err(e)?,
-            ),
-            "gray_rules" => {
-                let rules: Vec<GrayRule> = serde_json::from_value(
-                    step.get("rules").cloned().unwrap_or(Value::Array(vec![])),
-                )
-                .map_err(|x| format!("gray_rules: {x}"))?;
-                mid(self
-                    .store
-                    .set_gray_rules(&app, &cluster, &ns, rules)
-                    .map_err(e)?)
+                    .create_app(app)
+                    .map(|()| None)
+                    .map_err(e("create_app"))
             }
-            "gray_active" => {
-                let active = step.get("active").and_then(Value::as_bool).unwrap_or(true);
-                mid(self
+            Step::CreateNamespace {
+                app,
+                name,
+                format,
+                public,
+                ..
+            } => (|| {
+                let app = app.as_deref().unwrap_or(default_app);
+                let format = match format {
+                    Some(f) => Format::parse(f).ok_or_else(|| format!("unknown format {f}"))?,
+                    None => Format::of_namespace(name),
+                };
+                let stored = self
                     .store
-                    .set_branch_active(&app, &cluster, &ns, active)
-                    .map_err(e)?)
+                    .create_namespace(app, name, format, *public)
+                    .map_err(e("create_namespace"))?;
+                Ok(Some((stored, None)))
+            })(),
+            Step::Publish {
+                app,
+                cluster,
+                namespace,
+                configurations,
+                generated,
+                content,
+                ..
+            } => (|| {
+                let (app, cluster, ns) = scope(app, cluster, namespace, default_app);
+                // `parse_step` made sure that exactly one of the two kinds is given.
+                let r = match content {
+                    Some(c) => self.store.publish_content(app, cluster, ns, c),
+                    None => self.store.publish(
+                        app,
+                        cluster,
+                        ns,
+                        items(configurations.as_ref(), generated.as_ref()),
+                    ),
+                };
+                Ok(release(r.map_err(e("publish"))?))
+            })(),
+            Step::PublishBurst {
+                app,
+                cluster,
+                namespace,
+                count,
+                key,
+                configurations,
+                ..
+            } => (|| {
+                let (app, cluster, ns) = scope(app, cluster, namespace, default_app);
+                let key = key.as_deref().unwrap_or("n");
+                let mut last = None;
+                for i in 1..=*count {
+                    let mut it = items(configurations.as_ref(), None);
+                    it.push((key.to_string(), i.to_string()));
+                    last = Some(
+                        self.store
+                            .publish(app, cluster, ns, it)
+                            .map_err(e("publish_burst"))?,
+                    );
+                }
+                Ok(last.and_then(release))
+            })(),
+            Step::Rollback {
+                app,
+                cluster,
+                namespace,
+                ..
+            } => {
+                let (app, cluster, ns) = scope(app, cluster, namespace, default_app);
+                self.store
+                    .rollback(app, cluster, ns)
+                    .map(release)
+                    .map_err(e("rollback"))
             }
-            "gray_merge" => release(self.store.merge_branch(&app, &cluster, &ns).map_err(e)?),
-            "gray_delete" => mid(self.store.delete_branch(&app, &cluster, &ns).map_err(e)?),
-            "access_key_add" => {
-                let mode = match opt_str(step, "mode").unwrap_or("FILTER") {
-                    "FILTER" => AccessKeyMode::Filter,
-                    "OBSERVER" => AccessKeyMode::Observer,
-                    m => return Err(format!("unknown access key mode {m}")),
+            Step::GrayBranch {
+                app,
+                cluster,
+                namespace,
+                ..
+            } => {
+                let (app, cluster, ns) = scope(app, cluster, namespace, default_app);
+                self.store
+                    .create_branch(app, cluster, ns)
+                    .map(|b| Some((b, None)))
+                    .map_err(e("gray_branch"))
+            }
+            Step::GrayPublish {
+                app,
+                cluster,
+                namespace,
+                configurations,
+                generated,
+                ..
+            } => {
+                let (app, cluster, ns) = scope(app, cluster, namespace, default_app);
+                self.store
+                    .gray_publish(
+                        app,
+                        cluster,
+                        ns,
+                        items(configurations.as_ref(), generated.as_ref()),
+                    )
+                    .map(release)
+                    .map_err(e("gray_publish"))
+            }
+            Step::GrayRules {
+                app,
+                cluster,
+                namespace,
+                rules,
+                ..
+            } => {
+                let (app, cluster, ns) = scope(app, cluster, namespace, default_app);
+                self.store
+                    .set_gray_rules(app, cluster, ns, rules.clone())
+                    .map(message)
+                    .map_err(e("gray_rules"))
+            }
+            Step::GrayActive {
+                app,
+                cluster,
+                namespace,
+                active,
+                ..
+            } => {
+                let (app, cluster, ns) = scope(app, cluster, namespace, default_app);
+                self.store
+                    .set_branch_active(app, cluster, ns, *active)
+                    .map(message)
+                    .map_err(e("gray_active"))
+            }
+            Step::GrayMerge {
+                app,
+                cluster,
+                namespace,
+                ..
+            } => {
+                let (app, cluster, ns) = scope(app, cluster, namespace, default_app);
+                self.store
+                    .merge_branch(app, cluster, ns)
+                    .map(release)
+                    .map_err(e("gray_merge"))
+            }
+            Step::GrayDelete {
+                app,
+                cluster,
+                namespace,
+                ..
+            } => {
+                let (app, cluster, ns) = scope(app, cluster, namespace, default_app);
+                self.store
+                    .delete_branch(app, cluster, ns)
+                    .map(message)
+                    .map_err(e("gray_delete"))
+            }
+            Step::AccessKeyAdd {
+                app,
+                secret,
+                mode,
+                enabled,
+                ..
+            } => (|| {
+                let app = app.as_deref().unwrap_or(default_app);
+                let mode = match mode {
+                    None | Some(KeyMode::Filter) => AccessKeyMode::Filter,
+                    Some(KeyMode::Observer) => AccessKeyMode::Observer,
                 };
                 let k = self
                     .store
-                    .add_access_key(&app, field_str(step, "secret")?, mode)
-                    .map_err(e)?;
-                let enabled = step.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+                    .add_access_key(app, secret, mode)
+                    .map_err(e("access_key_add"))?;
                 if !enabled {
                     self.store
-                        .set_access_key_enabled(&app, k.id, false)
-                        .map_err(e)?;
+                        .set_access_key_enabled(app, k.id, false)
+                        .map_err(e("access_key_add"))?;
                 }
-                Some((k.id.to_string(), None))
-            }
-            "access_key_enable" => {
-                let id = key_id(step)?;
-                let enabled = step.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+                Ok(Some((k.id.to_string(), None)))
+            })(),
+            Step::AccessKeyEnable { app, key, enabled } => (|| {
+                let app = app.as_deref().unwrap_or(default_app);
                 self.store
-                    .set_access_key_enabled(&app, id, enabled)
-                    .map_err(e)?;
-                None
+                    .set_access_key_enabled(app, key_id(key)?, *enabled)
+                    .map_err(e("access_key_enable"))?;
+                Ok(None)
+            })(),
+            Step::AccessKeyRemove { app, key } => (|| {
+                let app = app.as_deref().unwrap_or(default_app);
+                self.store
+                    .remove_access_key(app, key_id(key)?)
+                    .map_err(e("access_key_remove"))?;
+                Ok(None)
+            })(),
+            Step::Switches(sw) => {
+                self.store.set_switches(switches(sw, self.store.switches()));
+                Ok(None)
             }
-            "access_key_remove" => {
-                let id = key_id(step)?;
-                self.store.remove_access_key(&app, id).map_err(e)?;
-                None
-            }
-            "switches" => {
-                let a = &self.store;
-                a.set_switches(switches(step, a.switches())?);
-                None
-            }
-            "fault" => {
-                let endpoint: Endpoint =
-                    serde_json::from_value(step.get("endpoint").cloned().unwrap_or(Value::Null))
-                        .map_err(|x| format!("fault.endpoint: {x}"))?;
-                let action: FaultAction =
-                    serde_json::from_value(step.get("action").cloned().unwrap_or(Value::Null))
-                        .map_err(|x| format!("fault.action: {x}"))?;
-                let mut f = Fault::new(endpoint, action);
-                if let Some(n) = step.get("times").and_then(Value::as_u64) {
-                    f = f.times(n as u32);
+            Step::Fault {
+                on,
+                endpoint,
+                action,
+                times,
+            } => self.admin(*on).map(|a| {
+                let mut f = Fault::new(*endpoint, action.clone());
+                if let Some(n) = times {
+                    f = f.times(*n);
                 }
-                self.admin(on)?.inject_fault(f);
+                a.inject_fault(f);
                 None
-            }
-            "clear_faults" => {
-                self.admin(on)?.clear_faults();
+            }),
+            Step::ClearFaults { on } => self.admin(*on).map(|a| {
+                a.clear_faults();
                 None
-            }
-            "hold" => {
-                self.admin(on)?.set_hold(ms(field_u64(step, "ms")?));
-                self.insts[on].hold = ms(field_u64(step, "ms")?);
+            }),
+            Step::Hold { on, ms: n } => self.admin(*on).map(|a| a.set_hold(ms(*n))).map(|()| {
+                self.insts[*on].hold = ms(*n);
                 None
-            }
-            "lag" => {
-                self.admin(on)?.set_lag(ms(field_u64(step, "ms")?));
-                self.insts[on].lag = ms(field_u64(step, "ms")?);
+            }),
+            Step::Lag { on, ms: n } => self.admin(*on).map(|a| a.set_lag(ms(*n))).map(|()| {
+                self.insts[*on].lag = ms(*n);
                 None
-            }
-            "services" => {
-                let list: Vec<ServiceInstance> = step
-                    .get("config")
-                    .and_then(Value::as_array)
-                    .ok_or("services: config must be a list of URLs")?
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(ServiceInstance::config_service)
-                    .collect();
-                self.admin(on)?.set_config_services(list);
+            }),
+            Step::Services { on, config } => self.admin(*on).map(|a| {
+                a.set_config_services(
+                    config
+                        .iter()
+                        .map(|u| ServiceInstance::config_service(u))
+                        .collect(),
+                );
                 None
-            }
-            "pause" => {
-                self.admin(on)?.pause();
+            }),
+            Step::Pause { on } => self.admin(*on).map(|a| {
+                a.pause();
                 None
-            }
-            "resume" => {
-                self.admin(on)?
-                    .resume()
-                    .map_err(|x| format!("resume: {x}"))?;
+            }),
+            Step::Resume { on } => self
+                .admin(*on)
+                .and_then(|a| a.resume().map_err(|x| format!("resume: {x}")))
+                .map(|()| None),
+            Step::Restart { on, down_ms } => self
+                .admin(*on)
+                .and_then(|a| a.restart(ms(*down_ms)).map_err(|x| format!("restart: {x}")))
+                .map(|()| None),
+            Step::Kill { on } => self.kill(*on).map(|()| None),
+            Step::Revive { on, from_data } => self.revive(*on, *from_data).map(|()| None),
+            Step::ClearRequests { on } => self.admin(*on).map(|a| {
+                a.clear_requests();
                 None
-            }
-            "restart" => {
-                let down = step.get("downMs").and_then(Value::as_u64).unwrap_or(0);
-                self.admin(on)?
-                    .restart(ms(down))
-                    .map_err(|x| format!("restart: {x}"))?;
-                None
-            }
-            "kill" => {
-                self.kill(on)?;
-                None
-            }
-            "revive" => {
-                let from_data = step
-                    .get("fromData")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                self.revive(on, from_data)?;
-                None
-            }
-            "clear_requests" => {
-                self.admin(on)?.clear_requests();
-                None
-            }
-            _ => return Err(format!("unknown step op {op:?}")),
-        })
+            }),
+            _ => return None,
+        };
+        Some(r)
     }
 }
 
-/// Whether `op` is an admin step handled by [`Servers::admin_step`].
-pub fn is_admin_op(op: &str) -> bool {
-    matches!(
-        op,
-        "create_app"
-            | "create_namespace"
-            | "publish"
-            | "publish_burst"
-            | "rollback"
-            | "gray_branch"
-            | "gray_publish"
-            | "gray_rules"
-            | "gray_active"
-            | "gray_merge"
-            | "gray_delete"
-            | "access_key_add"
-            | "access_key_enable"
-            | "access_key_remove"
-            | "switches"
-            | "fault"
-            | "clear_faults"
-            | "hold"
-            | "lag"
-            | "services"
-            | "pause"
-            | "resume"
-            | "restart"
-            | "kill"
-            | "revive"
-            | "clear_requests"
+fn e(op: &'static str) -> impl Fn(apolloconf_testserver::AdminError) -> String {
+    move |x| format!("{op}: {x}")
+}
+
+/// What an admin step produced for `as`: the value and, for releases, the message id.
+pub type Produced = Option<(String, Option<i64>)>;
+
+fn release(r: apolloconf_testserver::Release) -> Produced {
+    Some((r.release_key, Some(r.message_id)))
+}
+
+fn message(id: i64) -> Produced {
+    Some((id.to_string(), Some(id)))
+}
+
+/// App, cluster and namespace of an admin step, with their defaults.
+fn scope<'a>(
+    app: &'a Option<String>,
+    cluster: &'a Option<String>,
+    namespace: &'a Option<String>,
+    default_app: &'a str,
+) -> (&'a str, &'a str, &'a str) {
+    (
+        app.as_deref().unwrap_or(default_app),
+        cluster.as_deref().unwrap_or("default"),
+        namespace.as_deref().unwrap_or("application"),
     )
 }
 
-fn key_id(step: &Value) -> Result<u64, String> {
-    match step.get("key") {
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| "bad key id".to_string()),
-        Some(Value::String(s)) => s.parse().map_err(|_| format!("bad key id {s:?}")),
-        _ => Err("access key step needs \"key\" (an id or ${name})".into()),
-    }
+fn key_id(key: &KeyRef) -> Result<u64, String> {
+    key.0
+        .parse()
+        .map_err(|_| format!("bad access key id {:?}", key.0))
 }
 
-/// The items of a publish: `configurations` (in order), then `generated`
-/// (`{"count": N, "prefix": "k", "valueSize": S}`: keys `k0..`, values of S characters).
-fn items(step: &Value) -> Result<Vec<(String, String)>, String> {
-    let map = step.get("configurations").and_then(Value::as_object);
-    let generated = step.get("generated");
-    if map.is_none() && generated.is_none() {
-        return Err("needs \"configurations\" (an object), \"generated\" or \"content\"".into());
-    }
-    let mut out: Vec<(String, String)> = map
+/// The items of a publish: `configurations` (in order; non-string values as JSON text),
+/// then `generated` (keys `{prefix}0..`, values of `valueSize` characters).
+fn items(configurations: Option<&Obj>, generated: Option<&Generated>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = configurations
         .into_iter()
         .flatten()
         .map(|(k, v)| {
@@ -398,31 +455,28 @@ fn items(step: &Value) -> Result<Vec<(String, String)>, String> {
         })
         .collect();
     if let Some(g) = generated {
-        let count = g.get("count").and_then(Value::as_u64).unwrap_or(0);
-        let prefix = g.get("prefix").and_then(Value::as_str).unwrap_or("k");
-        let size = g.get("valueSize").and_then(Value::as_u64).unwrap_or(8) as usize;
-        for i in 0..count {
+        for i in 0..g.count {
             let mut v = format!("{i}-");
-            while v.len() < size {
+            while v.len() < g.value_size {
                 v.push('x');
             }
-            out.push((format!("{prefix}{i}"), v));
+            out.push((format!("{}{i}", g.prefix), v));
         }
     }
-    Ok(out)
+    out
 }
 
-fn switches(v: &Value, mut s: Switches) -> Result<Switches, String> {
-    if let Some(b) = v.get("incrementalSync").and_then(Value::as_bool) {
+fn switches(v: &SwitchesSpec, mut s: Switches) -> Switches {
+    if let Some(b) = v.incremental_sync {
         s.incremental_sync = b;
     }
-    if let Some(b) = v.get("releaseCache").and_then(Value::as_bool) {
+    if let Some(b) = v.release_cache {
         s.release_cache = b;
     }
-    if let Some(n) = v.get("accessKeyToleranceMs").and_then(Value::as_u64) {
+    if let Some(n) = v.access_key_tolerance_ms {
         s.access_key_tolerance_ms = n;
     }
-    Ok(s)
+    s
 }
 
 /// The scenario variables that name servers: `url0`.., `urls`, `dead`, `dead2`.
