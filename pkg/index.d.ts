@@ -233,11 +233,13 @@ export declare class ApolloClient implements Reads {
    * Watches one more namespace, appended to the lookup order: listed by `namespaces` and
    * readable through `namespace(name)` as soon as this returns (status `'loading'`); its
    * values arrive as `added` changes. A cache file of it is read as at start: its values
-   * serve until the server answers, whose values then change them like any update. Again
-   * for a watched one: nothing. An invalid name
-   * (empty, control characters): `TypeError`. After `close()`: `ApolloError` `CLOSED`.
+   * serve until the server answers, whose values then change them like any update; the
+   * promise resolves once that file has been read (at once without a cache; it never
+   * rejects, cache errors go to `error` listeners). Again for a watched one: nothing. An
+   * invalid name (empty, control characters): `TypeError`, thrown. After `close()`:
+   * `ApolloError` `CLOSED`, thrown.
    */
-  watch(name: string): void;
+  watch(name: string): Promise<void>;
 
   /** Calls `listener` on every change of interest; returns an unsubscribe function. */
   on(type: 'change', listener: (event: ChangeEvent) => void, interest?: ChangeInterest): () => void;

@@ -133,16 +133,25 @@ const fromLatin1 = (s) => {
 
 // A cache adapter reads and writes one namespace's file, named by the engine as
 // `{ fileName, path }`: the file name (`{appId}+{cluster}+{namespace}.properties`, the key in
-// a store) and its path below the cache root (`{appId}/config-cache/{fileName}`).
+// a store) and its path below the cache root (`{appId}/config-cache/{fileName}`). Adapters
+// that can also read synchronously (files, localStorage) have `readSync`: `watch()` uses it
+// so that a namespace's cache serves before any answer of the server can arrive.
 
-/** A cache over a `{ get(key), set(key, value) }` store, keyed by file name; values are strings. */
-export function storeCache(store, prefix = '') {
+const fromStore = (v) => {
+  if (v === undefined || v === null) return null;
+  return typeof v === 'string' ? fromLatin1(v) : new Uint8Array(v);
+};
+
+/**
+ * A cache over a `{ get(key), set(key, value) }` store, keyed by file name; values are
+ * strings. `sync`: `get` returns the value itself, never a promise.
+ */
+export function storeCache(store, prefix = '', sync = false) {
   return {
     async read({ fileName }) {
-      const v = await store.get(prefix + fileName);
-      if (v === undefined || v === null) return null;
-      return typeof v === 'string' ? fromLatin1(v) : new Uint8Array(v);
+      return fromStore(await store.get(prefix + fileName));
     },
+    readSync: sync ? ({ fileName }) => fromStore(store.get(prefix + fileName)) : undefined,
     async write({ fileName }, bytes) {
       await store.set(prefix + fileName, latin1(bytes));
     },
@@ -153,23 +162,34 @@ export function storeCache(store, prefix = '') {
 export function localStorageCache() {
   const ls = globalThis.localStorage;
   if (!ls) return null;
-  return storeCache({ get: (k) => ls.getItem(k), set: (k, v) => ls.setItem(k, v) }, 'apolloconf:');
+  return storeCache({ get: (k) => ls.getItem(k), set: (k, v) => ls.setItem(k, v) }, 'apolloconf:', true);
 }
 
 /**
  * The Java-compatible file cache: each file at `{root}/{path}` (the engine's layout), written
- * to a temporary file and renamed into place. `fs` supplies readFile / writeFile / rename / mkdir.
+ * to a temporary file and renamed into place. `fs` supplies readFile / readFileSync /
+ * writeFile / rename / mkdir / isNotFound.
  */
 export function fileCache(root, fs) {
   const base = root.replace(/[\\/]+$/, '');
   const made = new Map();
+  const missing = (e) => {
+    if (fs.isNotFound(e)) return null;
+    throw e;
+  };
   return {
     async read({ path }) {
       try {
         return await fs.readFile(`${base}/${path}`);
       } catch (e) {
-        if (fs.isNotFound(e)) return null;
-        throw e;
+        return missing(e);
+      }
+    },
+    readSync({ path }) {
+      try {
+        return fs.readFileSync(`${base}/${path}`);
+      } catch (e) {
+        return missing(e);
       }
     },
     async write({ fileName, path }, bytes) {
@@ -396,14 +416,19 @@ export class ApolloClient {
     return client;
   }
 
-  /** Reads a namespace's cache file into the engine (at start, and for `watch()`). */
-  async #restoreCache(ns) {
+  /**
+   * Reads a namespace's cache file into the engine (at start, and for `watch()`); never
+   * rejects. Synchronously when `sync` and the adapter can: the file then serves before any
+   * answer of the server can arrive, as at start.
+   */
+  async #restoreCache(ns, sync = false) {
     const engine = this.#engine;
     const fileName = engine.cacheFileName(ns);
     const path = engine.cachePath(ns);
     if (!fileName || !path) return;
     try {
-      const bytes = await this.#cache.read({ fileName, path });
+      const file = { fileName, path };
+      const bytes = sync && this.#cache.readSync ? this.#cache.readSync(file) : await this.#cache.read(file);
       // The client may have closed meanwhile; the engine ignores a file that comes after
       // the server's values.
       if (bytes && this.#engine && !this.#closing) this.#engine.restore(ns, bytes);
@@ -555,7 +580,8 @@ export class ApolloClient {
    * Watches one more namespace (appended to the lookup order). It is listed by `namespaces`
    * and readable through `namespace(name)` as soon as this returns (status `'loading'`);
    * its values arrive as `added` changes. A cache file of it is read as at start: its
-   * values serve until the server answers, whose values then change them like any update.
+   * values serve until the server answers, whose values then change them like any update;
+   * the promise returned resolves once that file has been read (at once without a cache).
    * Watching a namespace again does nothing; an invalid name is a `TypeError`.
    */
   watch(name) {
@@ -567,7 +593,7 @@ export class ApolloClient {
     } catch (e) {
       throw new TypeError(`apolloconf: cannot watch ${JSON.stringify(name)}: ${e?.message ?? e}`);
     }
-    if (!known && this.#cache) void this.#restoreCache(name);
+    return !known && this.#cache ? this.#restoreCache(name, true) : Promise.resolve();
   }
 
   /** Whether `close()` has completed. */

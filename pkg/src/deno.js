@@ -7,6 +7,7 @@ import { bindRuntime, fileCache } from './client.js';
 
 const fs = {
   readFile: (p) => Deno.readFile(p),
+  readFileSync: (p) => Deno.readFileSync(p),
   writeFile: (p, b) => Deno.writeFile(p, b),
   rename: (a, b) => Deno.rename(a, b),
   mkdir: (p) => Deno.mkdir(p, { recursive: true }),

@@ -2,6 +2,7 @@
 // cache is the Java-compatible file cache under $APOLLO_CACHE_DIR or the engine's default
 // root (/opt/data, as the Java client).
 import { readFile, writeFile, rename, mkdir } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import init, * as engine from '../dist/apolloconf_wasm.js';
 import { bindRuntime, fileCache } from './client.js';
@@ -27,6 +28,7 @@ async function mkdirs(p) {
 
 const fs = {
   readFile: (p) => readFile(p),
+  readFileSync: (p) => readFileSync(p),
   writeFile: (p, b) => writeFile(p, b),
   rename: (a, b) => rename(a, b),
   mkdir: (p) => mkdirs(p),

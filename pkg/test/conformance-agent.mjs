@@ -80,8 +80,9 @@ export function createConformanceAgent({ ApolloClient, emit, cacheFor, onClosed 
       }
       return { namespaces };
     },
-    watch({ namespace }) {
-      need().watch(namespace);
+    async watch({ namespace }) {
+      // Resolves once its cache file (if any) serves.
+      await need().watch(namespace);
       return {};
     },
     metrics() {
