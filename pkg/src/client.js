@@ -365,7 +365,7 @@ export class ApolloClient {
     }
     client.#engine = engine;
     client.#names = engine.namespaces();
-    for (const n of client.#names) client.#snapshots.set(n, newSnapshot());
+    for (const n of client.#names) client.#mirrorOf(n);
     for (const [id, sub] of client.#subs) engine.listen(id, sub.interest);
     if (cache) {
       for (const ns of client.#names) await client.#restoreCache(ns);
@@ -457,12 +457,10 @@ export class ApolloClient {
   // as the engine computed them), then the events, so that listeners see it all.
   #onDrain(json, blobs) {
     const d = JSON.parse(json);
-    if (d.names) {
-      this.#names = d.names;
-      for (const n of d.names) if (!this.#snapshots.has(n)) this.#snapshots.set(n, newSnapshot());
-    }
+    if (d.names) this.#names = d.names;
+    for (const n of d.names ?? []) this.#mirrorOf(n);
     for (const n of d.ns ?? []) {
-      const s = this.#snapshots.get(n.name);
+      const s = this.#mirrorOf(n.name);
       s.releaseKey = n.releaseKey ?? undefined;
       s.source = n.source;
       s.status = n.status;
@@ -472,7 +470,7 @@ export class ApolloClient {
     const events = d.events ?? [];
     for (const ev of events) {
       if (ev.type !== 'change') continue;
-      const map = this.#snapshots.get(ev.namespace).map;
+      const map = this.#mirrorOf(ev.namespace).map;
       for (const c of ev.changes) {
         if (c.newValue === null) map.delete(c.key);
         else map.set(c.key, c.newValue);
@@ -483,6 +481,15 @@ export class ApolloClient {
       else this.#merged.set(k, v);
     }
     for (const ev of events) this.#deliver(ev, blobs);
+  }
+
+  #mirrorOf(name) {
+    let s = this.#snapshots.get(name);
+    if (!s) {
+      s = newSnapshot();
+      this.#snapshots.set(name, s);
+    }
+    return s;
   }
 
   #deliver(ev, blobs) {
