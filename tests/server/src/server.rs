@@ -709,10 +709,20 @@ async fn handle(
 ) -> Result<Answer, Abort> {
     let whole = |r: Resp| Ok(r.map(Either::Left));
     let path = req.uri().path().to_string();
+    let kind = endpoint_kind(&path);
+    // The log shows what clients sent, also what Tomcat then rejects.
+    if kind != "other" {
+        record(&inst, &req, kind);
+    }
     // The admin API is not Apollo: it answers its own JSON errors (and is not behind
     // the emulated Tomcat's request-target rules).
     if !is_admin(&path) && tomcat_rejects(&req, inst.opts.max_header_bytes) {
-        return whole(tomcat_bad_request());
+        let mut r = tomcat_bad_request();
+        // The CORS extension covers it too: a page must be able to see the 400.
+        if inst.opts.cors {
+            add_cors_headers(&mut r);
+        }
+        return whole(r);
     }
     if is_admin(&path) {
         let mut r = match admin_guard(&inst, &req) {
@@ -736,10 +746,6 @@ async fn handle(
         }
         r
     };
-    let kind = endpoint_kind(&path);
-    if kind != "other" {
-        record(&inst, &req, kind);
-    }
     if req.method() == Method::OPTIONS {
         let r = if cors {
             preflight(&req)

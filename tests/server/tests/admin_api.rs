@@ -694,6 +694,10 @@ fn cors_preflight_and_headers() {
     }
     let r = get(&s, "/configs/A/default/application");
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    // Also on what the emulated Tomcat refuses, so that a page sees the 400.
+    let r = get(&s, "/configs/A/default/a%2Fb");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     // Never on the admin API, not even with the extension on.
     let r = get(&s, "/__admin/stats");
     assert_eq!(r.status, 200);
