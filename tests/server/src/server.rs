@@ -1063,7 +1063,9 @@ fn resolve(
 }
 
 fn configs(ctx: &Ctx<'_>) -> Resp {
-    let Some([app, cluster, ns]) = three_segments(&ctx.route["/configs/".len()..]) else {
+    // (`/configs/` itself is routed here as `/configs`.)
+    let rest = ctx.route.strip_prefix("/configs/").unwrap_or("");
+    let Some([app, cluster, ns]) = three_segments(rest) else {
         return spring_error(404, None, ctx.path);
     };
     if let Some(r) = ctx.authenticate(&app) {
@@ -1162,7 +1164,7 @@ fn changes_json(old: &[(String, String)], new: &[(String, String)]) -> String {
 fn configfiles(ctx: &Ctx<'_>) -> Resp {
     // Three segments are `/configfiles/{appId}/{cluster}/{ns}` (also for an app called
     // `json`); four starting with `json` or `raw` are those views.
-    let rest = &ctx.route["/configfiles/".len()..];
+    let rest = ctx.route.strip_prefix("/configfiles/").unwrap_or("");
     let (mode, rest) = match rest.split_once('/') {
         Some(("json", r)) if r.matches('/').count() == 2 => ("json", r),
         Some(("raw", r)) if r.matches('/').count() == 2 => ("raw", r),

@@ -303,6 +303,9 @@ fn double_slash_and_unmapped_paths_are_404_without_message() {
         "/nothing",
         "/configs/SampleApp/default",
         "/configfiles/json/SampleApp/default/application/x",
+        "/configs/",
+        "/configfiles/",
+        "/configfiles/json/",
     ] {
         let r = get(&s, p);
         assert_eq!(r.status, 404, "{p}");
