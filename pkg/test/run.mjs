@@ -12,7 +12,7 @@ import { writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { subjectSmoke } from './subject-smoke.mjs';
-import { publish } from './scenario.mjs';
+import { publish, admin } from './scenario.mjs';
 import { project, startServer, runLimited, resultOf, entryFor, freePort, toolBin, here } from './lib.mjs';
 
 const args = process.argv.slice(2);
@@ -130,6 +130,8 @@ run({ ApolloClient, ApolloError, server, runtime: 'browser', cache: 'localStorag
     const page = await browser.newPage();
     page.on('console', (m) => console.log(`[browser] ${m.text()}`));
     page.on('pageerror', (e) => console.log(`[browser error] ${e}`));
+    // The admin API refuses pages of other origins: the page publishes through Node.
+    await page.exposeFunction('__apolloconfAdmin', admin);
     await page.goto(`${pages.url}/__static/index.html?server=${encodeURIComponent(server.url)}`);
     await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 60_000 });
     const res = await page.evaluate(() => window.__result);
@@ -300,7 +302,8 @@ if (runtime === 'types') {
   ok = await testTypes();
 } else {
   // A short hold: the long poll's 304-and-poll-again path runs several times per test.
-  const server = await startServer(serverBin, ['--hold', '2s']);
+  // The browser's page is on another origin: it needs the server's CORS extension.
+  const server = await startServer(serverBin, ['--hold', '2s', ...(runtime === 'browser' ? ['--cors'] : [])]);
   try {
     if (runtime === 'node') ok = await testNode(server);
     else if (runtime === 'deno') ok = await testDeno(server);

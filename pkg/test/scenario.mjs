@@ -1,13 +1,16 @@
 // The runtime-independent check of the packed package, run inside every runtime (Node,
 // Deno, Chromium, workerd). It needs only `fetch`, timers and the package's ApolloClient:
-// it publishes through the test server's admin API (which sends CORS headers) itself.
+// it publishes through the test server's admin API itself. The admin API refuses web
+// pages of other origins, so in Chromium the driver lends its own `admin` (run.mjs,
+// `globalThis.__apolloconfAdmin`).
 //
 // run({ ApolloClient, ApolloError, server, runtime, cache, log }) resolves to
 // { runtime, checks } or rejects with the first failed check.
 
 const CLOSED_PORT_URL = 'http://127.0.0.1:59999'; // not a fetch "bad port" (Deno blocks those)
 
-async function admin(server, method, path, body) {
+export async function admin(server, method, path, body) {
+  if (globalThis.__apolloconfAdmin) return globalThis.__apolloconfAdmin(server, method, path, body);
   const res = await fetch(`${server}/__admin/${path}`, {
     method,
     headers: body === undefined ? undefined : { 'content-type': 'application/json' },

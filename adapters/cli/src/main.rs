@@ -133,9 +133,21 @@ enum Command {
         /// The port (0 picks a free one)
         #[arg(long, default_value_t = 8080)]
         port: u16,
-        /// The address to bind
+        /// The address to bind. Beyond loopback the admin API (/__admin/) needs a token:
+        /// --admin-token, or one made up and printed at start
         #[arg(long, default_value = "127.0.0.1")]
         host: std::net::IpAddr,
+        /// Require `Authorization: Bearer TOKEN` on the admin API (/__admin/)
+        #[arg(long, value_name = "TOKEN")]
+        admin_token: Option<String>,
+        /// Answer CORS for web pages on other origins (not for the admin API); the real
+        /// config service has no CORS
+        #[arg(long)]
+        cors: bool,
+        /// Connections served at once; more are answered 503 [default: the open-files
+        /// limit less 64, at most 10000]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: Option<u32>,
     },
 }
 
@@ -167,7 +179,23 @@ fn main() -> ExitCode {
         Command::Get { keys } => get(&cli.common, keys),
         Command::Watch => watch(&cli.common),
         Command::Export { output } => export(&cli.common, output.as_deref()),
-        Command::Serve { dir, port, host } => serve(dir, *port, *host),
+        Command::Serve {
+            dir,
+            port,
+            host,
+            admin_token,
+            cors,
+            max_connections,
+        } => serve(
+            dir,
+            *port,
+            *host,
+            ServeOptions {
+                admin_token: admin_token.clone(),
+                cors: *cors,
+                max_connections: *max_connections,
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -390,7 +418,14 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>, Fail> {
     Ok(flag)
 }
 
-fn serve(dir: &Path, port: u16, host: std::net::IpAddr) -> Result<(), Fail> {
+/// The `serve` options that only the test server takes.
+struct ServeOptions {
+    admin_token: Option<String>,
+    cors: bool,
+    max_connections: Option<u32>,
+}
+
+fn serve(dir: &Path, port: u16, host: std::net::IpAddr, opts: ServeOptions) -> Result<(), Fail> {
     // First, so that an early Ctrl-C is not lost.
     let stop = interrupt_flag()?;
     if !dir.is_dir() {
@@ -399,16 +434,23 @@ fn serve(dir: &Path, port: u16, host: std::net::IpAddr) -> Result<(), Fail> {
             dir.display()
         )));
     }
-    let server = TestServer::builder()
+    let mut builder = TestServer::builder()
         .host(host)
         .port(port)
         .watch_dir(dir)
-        .start()
-        .map_err(|e| {
-            Fail::usage(format!(
-                "cannot listen on {host}:{port}: {e}; pick another --port"
-            ))
-        })?;
+        .cors(opts.cors);
+    let token_given = opts.admin_token.is_some();
+    if let Some(t) = opts.admin_token {
+        builder = builder.admin_token(t);
+    }
+    if let Some(n) = opts.max_connections {
+        builder = builder.max_connections(n as usize);
+    }
+    let server = builder.start().map_err(|e| {
+        Fail::usage(format!(
+            "cannot listen on {host}:{port}: {e}; pick another --port"
+        ))
+    })?;
     eprintln!(
         "apolloconf: serving {} at {} (meta server and config service); edit a file to publish it. Ctrl-C stops.",
         dir.display(),
@@ -418,6 +460,11 @@ fn serve(dir: &Path, port: u16, host: std::net::IpAddr) -> Result<(), Fail> {
         "apolloconf: try `apolloconf --config-service {} --app-id <APP> watch`",
         server.url()
     );
+    if let Some(token) = server.admin_token().filter(|_| !token_given) {
+        eprintln!(
+            "apolloconf: listening beyond loopback: the admin API (/__admin/) needs `Authorization: Bearer {token}`"
+        );
+    }
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -374,6 +374,109 @@ fn serve_publishes_file_edits() {
     interrupt(&mut serve);
 }
 
+/// One raw HTTP/1.1 GET: (status line, lower-cased head, body).
+fn http_get(port: u16, path: &str, headers: &[&str]) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, _) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.lines().next().unwrap_or("").to_string();
+    (status, head.to_ascii_lowercase())
+}
+
+/// `serve` beyond loopback makes up an admin token and prints it; `--admin-token`,
+/// `--cors` and `--max-connections` reach the server.
+#[test]
+fn serve_admin_token_cors_and_connection_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    write_app_file(dir.path(), "greeting=hello\n");
+    let port = free_port();
+    let mut serve = cmd()
+        .args(["serve", "--dir", dir.path().to_str().unwrap()])
+        .args(["--port", &port.to_string(), "--host", "0.0.0.0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = serve.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let token = loop {
+        let line = rx.recv_timeout(WAIT).expect("the token is printed");
+        if let Some(rest) = line.split_once("Authorization: Bearer ") {
+            break rest.1.trim_end_matches('`').to_string();
+        }
+    };
+    assert_eq!(token.len(), 32, "{token}");
+    assert!(http_get(port, "/__admin/stats", &[]).0.contains(" 401 "));
+    let bearer = format!("Authorization: Bearer {token}");
+    assert!(
+        http_get(port, "/__admin/stats", &[&bearer])
+            .0
+            .contains(" 200 ")
+    );
+    interrupt(&mut serve);
+
+    let port = free_port();
+    let mut serve = cmd()
+        .args(["serve", "--dir", dir.path().to_str().unwrap()])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--admin-token",
+            "tok",
+            "--cors",
+        ])
+        .args(["--max-connections", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // (Retried: a probe that just hung up may still hold one of the two places.)
+    let ok = |path: &str, headers: &[&str]| {
+        let mut last = (String::new(), String::new());
+        let done = wait_until(|| {
+            last = match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(_) => http_get(port, path, headers),
+                Err(_) => (String::new(), String::new()),
+            };
+            !last.0.contains(" 503 ") && !last.0.is_empty()
+        });
+        assert!(done, "{path}: {last:?}");
+        last
+    };
+    let (status, head) = ok("/services/config", &[]);
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
+    assert!(ok("/__admin/stats", &[]).0.contains(" 401 "));
+    assert!(
+        ok("/__admin/stats", &["Authorization: Bearer tok"])
+            .0
+            .contains(" 200 ")
+    );
+    let _held = [
+        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap(),
+        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap(),
+    ];
+    assert!(wait_until(|| http_get(port, "/services/config", &[])
+        .0
+        .contains(" 503 ")));
+    interrupt(&mut serve);
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

@@ -58,6 +58,8 @@ fn main() {
     }
     let server = TestServer::builder()
         .hold(Duration::from_secs(120))
+        // Every poll is a connection: allow them all (and a few for the admin calls).
+        .max_connections(n + 100)
         .start()
         .expect("server starts");
     let release = server

@@ -11,9 +11,11 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::http_util::{Resp, path_decode, reply};
-use crate::server::{Instance, lock};
+use crate::server::{Instance, MAX_OVERSIZED_BYTES, lock};
 use crate::store::AdminError;
-use crate::types::{AccessKeyMode, Fault, Format, GrayRule, ServiceInstance, Switches};
+use crate::types::{
+    AccessKey, AccessKeyMode, Fault, FaultAction, Format, GrayRule, ServiceInstance, Switches,
+};
 
 const ADMIN_JSON: &str = "application/json";
 
@@ -32,15 +34,20 @@ impl<'de> Deserialize<'de> for OrderedItems {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedItems, A::Error> {
                 let mut out: Vec<(String, String)> = Vec::new();
+                // Position of each key: a repeated key keeps its first place, last value.
+                let mut at: std::collections::HashMap<String, usize> =
+                    std::collections::HashMap::new();
                 while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
                     let v = match v {
                         serde_json::Value::String(s) => s,
                         other => other.to_string(),
                     };
-                    if let Some(e) = out.iter_mut().find(|e| e.0 == k) {
-                        e.1 = v;
-                    } else {
-                        out.push((k, v));
+                    match at.get(&k) {
+                        Some(&i) => out[i].1 = v,
+                        None => {
+                            at.insert(k.clone(), out.len());
+                            out.push((k, v));
+                        }
                     }
                 }
                 Ok(OrderedItems(out))
@@ -217,15 +224,11 @@ fn do_publish(
 pub(crate) async fn handle(inst: Arc<Instance>, req: Request<Incoming>) -> Resp {
     let method = req.method().clone();
     if method == Method::OPTIONS {
-        let mut r = reply(204, None, "");
-        let h = r.headers_mut();
-        h.insert(
-            "access-control-allow-methods",
-            hyper::header::HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
-        );
-        h.insert(
-            "access-control-allow-headers",
-            hyper::header::HeaderValue::from_static("Authorization, Timestamp, Content-Type"),
+        // Never a CORS answer: pages of other origins do not get to use the admin API.
+        let mut r = reply(200, None, "");
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("GET,HEAD,POST,PUT,DELETE,OPTIONS"),
         );
         return r;
     }
@@ -252,7 +255,7 @@ pub(crate) async fn handle(inst: Arc<Instance>, req: Request<Incoming>) -> Resp 
 async fn route(inst: &Arc<Instance>, method: &Method, segs: &[&str], body: &[u8]) -> Resp {
     let m = method.as_str();
     match (m, segs) {
-        ("GET", ["state"]) => reply(200, Some(ADMIN_JSON), inst.store.dump_json()),
+        ("GET", ["state"]) => reply(200, Some(ADMIN_JSON), inst.store.dump_json_masked()),
         ("GET", ["stats"]) => ok_json(&serde_json::json!({
             "heldPolls": inst.hub.held(),
             "lastMessageId": inst.store.last_message_id(),
@@ -391,14 +394,21 @@ async fn route(inst: &Arc<Instance>, method: &Method, segs: &[&str], body: &[u8]
             Ok(r) => release_json(&r),
             Err(e) => admin_err(e),
         },
-        ("GET", ["apps", app, "accesskeys"]) => ok_json(&inst.store.access_keys(app)),
+        ("GET", ["apps", app, "accesskeys"]) => ok_json(
+            &inst
+                .store
+                .access_keys(app)
+                .iter()
+                .map(AccessKey::masked)
+                .collect::<Vec<_>>(),
+        ),
         ("POST", ["apps", app, "accesskeys"]) => match parse::<KeyReq>(body) {
             Ok(r) => match inst.store.add_access_key(app, &r.secret, r.mode) {
                 Ok(k) if !r.enabled => match inst.store.set_access_key_enabled(app, k.id, false) {
-                    Ok(k) => ok_json(&k),
+                    Ok(k) => ok_json(&k.masked()),
                     Err(e) => admin_err(e),
                 },
-                Ok(k) => ok_json(&k),
+                Ok(k) => ok_json(&k.masked()),
                 Err(e) => admin_err(e),
             },
             Err(r) => r,
@@ -409,7 +419,7 @@ async fn route(inst: &Arc<Instance>, method: &Method, segs: &[&str], body: &[u8]
             };
             match parse::<KeyUpdate>(body) {
                 Ok(r) => match inst.store.set_access_key_enabled(app, id, r.enabled) {
-                    Ok(k) => ok_json(&k),
+                    Ok(k) => ok_json(&k.masked()),
                     Err(e) => admin_err(e),
                 },
                 Err(r) => r,
@@ -484,13 +494,20 @@ async fn route(inst: &Arc<Instance>, method: &Method, segs: &[&str], body: &[u8]
             }
             Err(r) => r,
         },
-        ("GET", ["requests"]) => ok_json(&*lock(&inst.log)),
+        ("GET", ["requests"]) => ok_json(lock(&inst.log).entries()),
         ("DELETE", ["requests"]) => {
             lock(&inst.log).clear();
             ok_json(&serde_json::json!({}))
         }
         ("GET", ["faults"]) => ok_json(&*lock(&inst.faults)),
         ("POST", ["faults"]) => match parse::<Fault>(body) {
+            Ok(Fault {
+                action: FaultAction::Oversized { bytes } | FaultAction::OversizedStall { bytes },
+                ..
+            }) if bytes > MAX_OVERSIZED_BYTES => err(
+                400,
+                &format!("an oversized fault writes at most {MAX_OVERSIZED_BYTES} bytes"),
+            ),
             Ok(f) => {
                 let mut faults = lock(&inst.faults);
                 faults.push(f);

@@ -27,8 +27,10 @@ mod admin;
 mod dirwatch;
 mod http_util;
 mod hub;
+mod java;
 mod json;
 pub mod props;
+mod reqlog;
 mod server;
 mod state;
 mod store;
@@ -42,7 +44,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use server::signature;
+pub use reqlog::{DEFAULT_LOG_BYTES, MAX_LOG_ENTRIES};
+pub use server::{MAX_OVERSIZED_BYTES, signature};
 pub use store::{AdminError, Items, Store};
 pub use tls::TestPki;
 pub use types::{
@@ -50,10 +53,42 @@ pub use types::{
     Release, ServiceInstance, Switches,
 };
 
-use server::{Instance, Settings, lock};
+use server::{Instance, Options, Settings, lock};
 
 /// Default long-poll hold of the real server.
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(60);
+
+/// Default longest request head (request line and headers): Apollo's
+/// `server.max-http-header-size`. A longer head gets Tomcat's 400 page.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 10_240;
+
+/// Default limit of connections served at once: 64 below the process's soft limit of
+/// open files (so the process keeps descriptors for everything else), at most 10,000,
+/// at least 16; 200 where that limit cannot be read (not Linux).
+pub fn default_max_connections() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
+        });
+    match soft.as_deref() {
+        Some("unlimited") => 10_000,
+        Some(n) => n
+            .parse::<usize>()
+            .map_or(200, |n| n.saturating_sub(64).clamp(16, 10_000)),
+        None => 200,
+    }
+}
+
+/// A fresh admin token: 32 hex digits from the operating system's random source.
+fn generate_admin_token() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
 
 /// Configures and starts a [`TestServer`].
 #[derive(Debug, Clone)]
@@ -70,6 +105,11 @@ pub struct TestServerBuilder {
     admin_services: Vec<ServiceInstance>,
     worker_threads: usize,
     tls: Option<tls::TlsPem>,
+    cors: bool,
+    admin_token: Option<String>,
+    max_connections: usize,
+    max_header_bytes: usize,
+    request_log_bytes: usize,
 }
 
 impl Default for TestServerBuilder {
@@ -87,6 +127,11 @@ impl Default for TestServerBuilder {
             admin_services: Vec::new(),
             worker_threads: 2,
             tls: None,
+            cors: false,
+            admin_token: None,
+            max_connections: default_max_connections(),
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            request_log_bytes: DEFAULT_LOG_BYTES,
         }
     }
 }
@@ -182,6 +227,44 @@ impl TestServerBuilder {
         self
     }
 
+    /// CORS for web pages on other origins (default off, as the real server, which answers
+    /// a preflight 403): every non-admin answer gets `Access-Control-Allow-Origin: *` and
+    /// `Access-Control-Expose-Headers: *`, and `OPTIONS` answers any preflight. The admin
+    /// API never sends CORS headers. Browser tests whose page is on another origin need it.
+    pub fn cors(mut self, on: bool) -> Self {
+        self.cors = on;
+        self
+    }
+
+    /// Require `Authorization: Bearer TOKEN` on the admin API. Without one, an instance
+    /// that listens beyond loopback makes one up at start ([`TestServer::admin_token`]).
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(token.into());
+        self
+    }
+
+    /// Connections served at once (default [`default_max_connections`]); a connection
+    /// beyond is answered `503` and closed (closed at once for https). Held long polls
+    /// count.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Longest request head, request line and headers, in bytes (default
+    /// [`DEFAULT_MAX_HEADER_BYTES`], Apollo's setting); a longer one gets Tomcat's `400`.
+    pub fn max_header_bytes(mut self, n: usize) -> Self {
+        self.max_header_bytes = n;
+        self
+    }
+
+    /// Bound of the request log in bytes (default [`DEFAULT_LOG_BYTES`]; at most
+    /// [`MAX_LOG_ENTRIES`] entries either way): the oldest entries are dropped first.
+    pub fn request_log_bytes(mut self, n: usize) -> Self {
+        self.request_log_bytes = n;
+        self
+    }
+
     /// Binds and starts serving on a background runtime.
     ///
     /// # Errors
@@ -189,6 +272,17 @@ impl TestServerBuilder {
     /// or key given to [`tls`](TestServerBuilder::tls) is unusable (`InvalidInput`).
     pub fn start(self) -> std::io::Result<TestServer> {
         let acceptor = self.tls.as_ref().map(tls::acceptor).transpose()?;
+        let admin_token = match self.admin_token {
+            Some(t) if t.trim().is_empty() => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the admin token is empty",
+                ));
+            }
+            Some(t) => Some(t.trim().to_string()),
+            None if !self.host.is_loopback() => Some(generate_admin_token()?),
+            None => None,
+        };
         let store = match (self.store, &self.data_file) {
             (Some(s), _) => s,
             (None, Some(path)) => Store::with_data_file(path)?,
@@ -218,7 +312,14 @@ impl TestServerBuilder {
                 config_services: self.config_services,
                 admin_services: self.admin_services,
             },
-            self.static_dir,
+            Options {
+                static_dir: self.static_dir,
+                cors: self.cors,
+                admin_token,
+                max_connections: self.max_connections,
+                max_header_bytes: self.max_header_bytes,
+                request_log_bytes: self.request_log_bytes,
+            },
             rt.handle().clone(),
             addr,
             acceptor,
@@ -286,6 +387,13 @@ impl TestServer {
     /// The admin handle (clonable, usable from any thread).
     pub fn admin(&self) -> &Admin {
         &self.admin
+    }
+
+    /// The token the admin API requires (`Authorization: Bearer TOKEN`), if any: the one
+    /// given to [`TestServerBuilder::admin_token`], or the one made up at start by an
+    /// instance that listens beyond loopback.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin.inst.opts.admin_token.as_deref()
     }
 
     /// The state this instance serves; give it to [`TestServerBuilder::store`] to start
@@ -518,7 +626,7 @@ impl Admin {
 
     /// Requests received so far (admin and static requests excluded), oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.inst.log).clone()
+        lock(&self.inst.log).entries().iter().cloned().collect()
     }
 
     /// Forgets the recorded requests.

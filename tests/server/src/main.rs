@@ -8,7 +8,8 @@ use std::time::Duration;
 use apolloconf_testserver::TestServer;
 
 const USAGE: &str = "usage: apolloconf-testserver [--port N] [--host ADDR] [--hold 60s|500ms] \
-[--data FILE] [--dir DIR] [--static DIR] [--tls-cert FILE --tls-key FILE]";
+[--data FILE] [--dir DIR] [--static DIR] [--tls-cert FILE --tls-key FILE] [--cors] \
+[--admin-token TOKEN] [--max-connections N] [--max-header-bytes N] [--request-log-bytes N]";
 
 fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
@@ -20,7 +21,7 @@ fn parse_duration(s: &str) -> Option<Duration> {
     match unit {
         "ms" => Some(Duration::from_millis(n)),
         "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n * 60)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
         _ => None,
     }
 }
@@ -34,6 +35,7 @@ fn main() {
     let mut builder = TestServer::builder();
     let mut tls_cert: Option<PathBuf> = None;
     let mut tls_key: Option<PathBuf> = None;
+    let mut token_given = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| {
@@ -58,6 +60,32 @@ fn main() {
             "--static" => builder = builder.static_dir(PathBuf::from(value("--static"))),
             "--tls-cert" => tls_cert = Some(PathBuf::from(value("--tls-cert"))),
             "--tls-key" => tls_key = Some(PathBuf::from(value("--tls-key"))),
+            "--cors" => builder = builder.cors(true),
+            "--admin-token" => {
+                token_given = true;
+                builder = builder.admin_token(value("--admin-token"));
+            }
+            "--max-connections" => {
+                let v = value("--max-connections");
+                builder = builder.max_connections(
+                    v.parse()
+                        .ok()
+                        .filter(|&n: &usize| n > 0)
+                        .unwrap_or_else(|| fail("bad --max-connections")),
+                );
+            }
+            "--max-header-bytes" => {
+                let v = value("--max-header-bytes");
+                builder = builder
+                    .max_header_bytes(v.parse().unwrap_or_else(|_| fail("bad --max-header-bytes")));
+            }
+            "--request-log-bytes" => {
+                let v = value("--request-log-bytes");
+                builder = builder.request_log_bytes(
+                    v.parse()
+                        .unwrap_or_else(|_| fail("bad --request-log-bytes")),
+                );
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return;
@@ -82,6 +110,10 @@ fn main() {
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening {}", server.url());
+        // A token made up at start (listening beyond loopback) is useless unless shown.
+        if let Some(token) = server.admin_token().filter(|_| !token_given) {
+            let _ = writeln!(out, "admin token {token}");
+        }
         let _ = out.flush();
     }
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -15,19 +15,24 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::AbortHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::http_util::{
-    JSON, Resp, TEXT, bad_request, json, param, parse_query, path_decode, reply, spring_error,
-    static_content_type,
+    ErrorPage, JSON, Resp, TEXT, bad_request, exception_error, json, method_not_supported,
+    missing_parameter, param, parse_query, path_decode, reply, spring_error, static_content_type,
+    tomcat_bad_request, tomcat_rejects, wants_html, whitelabel,
 };
 use crate::hub::Hub;
+use crate::java;
 use crate::json::{Obj, write_map, write_str};
+use crate::reqlog::RequestLog;
 use crate::state::{Client, Data, View, now_ms, strip_properties, valid_app_id};
 use crate::store::Store;
 use crate::types::{AccessKeyMode, Fault, FaultAction, Format, RecordedRequest, ServiceInstance};
+use hyper::header::HeaderValue;
 
 /// Error returned to hyper to close a connection without answering.
 #[derive(Debug)]
@@ -52,6 +57,21 @@ pub(crate) struct Settings {
     pub admin_services: Vec<ServiceInstance>,
 }
 
+/// What an instance is started with besides its settings.
+pub(crate) struct Options {
+    pub static_dir: Option<PathBuf>,
+    /// CORS for browsers on other origins (never for the admin API).
+    pub cors: bool,
+    /// Required as `Authorization: Bearer TOKEN` by the admin API when set.
+    pub admin_token: Option<String>,
+    /// Connections served at once; more are refused.
+    pub max_connections: usize,
+    /// Longest request head (request line and headers) accepted.
+    pub max_header_bytes: usize,
+    /// Bound of the request log.
+    pub request_log_bytes: usize,
+}
+
 #[derive(Default)]
 struct ListenerCtl {
     accept: Option<AbortHandle>,
@@ -63,10 +83,10 @@ pub(crate) struct Instance {
     pub store: Store,
     pub settings: Mutex<Settings>,
     pub initial_hold: Duration,
-    pub static_dir: Option<PathBuf>,
+    pub opts: Options,
     pub hub: Hub,
     pub faults: Mutex<Vec<Fault>>,
-    pub log: Mutex<Vec<RecordedRequest>>,
+    pub log: Mutex<RequestLog>,
     pub rt: tokio::runtime::Handle,
     pub addr: SocketAddr,
     /// Set when the instance serves https.
@@ -74,7 +94,24 @@ pub(crate) struct Instance {
     ctl: Mutex<ListenerCtl>,
     conns: Mutex<HashMap<u64, AbortHandle>>,
     next_conn: AtomicU64,
+    /// Connections being served (counted against `max_connections`).
+    open: AtomicUsize,
+    /// Connections being refused (their 503 is being written).
+    refusing: AtomicUsize,
 }
+
+/// Counts a served connection until dropped (also when its task is aborted).
+struct OpenGuard(Arc<Instance>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What a refused connection is told (plain HTTP only).
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+content-length: 44\r\nconnection: close\r\n\r\ntoo many open connections; try again later\r\n";
 
 pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let sock = if addr.is_ipv4() {
@@ -91,7 +128,7 @@ impl Instance {
     pub(crate) fn new(
         store: Store,
         settings: Settings,
-        static_dir: Option<PathBuf>,
+        opts: Options,
         rt: tokio::runtime::Handle,
         addr: SocketAddr,
         tls: Option<TlsAcceptor>,
@@ -100,16 +137,18 @@ impl Instance {
             store,
             initial_hold: settings.hold,
             settings: Mutex::new(settings),
-            static_dir,
+            log: Mutex::new(RequestLog::new(opts.request_log_bytes)),
+            opts,
             hub: Hub::default(),
             faults: Mutex::new(Vec::new()),
-            log: Mutex::new(Vec::new()),
             rt,
             addr,
             tls,
             ctl: Mutex::new(ListenerCtl::default()),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
+            open: AtomicUsize::new(0),
+            refusing: AtomicUsize::new(0),
         });
         inst.store.attach(&inst);
         inst
@@ -145,9 +184,16 @@ impl Instance {
                 }
             };
             let _ = stream.set_nodelay(true);
+            if self.open.load(Ordering::SeqCst) >= self.opts.max_connections {
+                self.refuse(stream, remote);
+                continue;
+            }
+            self.open.fetch_add(1, Ordering::SeqCst);
             let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
             let me = self.clone();
+            let guard = OpenGuard(self.clone());
             let task = self.rt.spawn(async move {
+                let _guard = guard;
                 match me.tls.clone() {
                     None => serve_connection(me.clone(), stream, remote).await,
                     Some(acceptor) => {
@@ -168,6 +214,37 @@ impl Instance {
                 conns.insert(id, task.abort_handle());
             }
         }
+    }
+
+    /// Refuses a connection beyond `max_connections`: plain HTTP is answered 503 (without
+    /// reading the request) and closed; TLS is closed at once. At most 64 refusals are
+    /// written at a time, for at most a second each; beyond that the socket is closed.
+    fn refuse(self: &Arc<Self>, mut stream: TcpStream, remote: SocketAddr) {
+        log::warn!(
+            "refusing a connection from {remote}: {} connections open (limit {})",
+            self.open.load(Ordering::SeqCst),
+            self.opts.max_connections
+        );
+        if self.tls.is_some() || self.refusing.fetch_add(1, Ordering::SeqCst) >= 64 {
+            if self.tls.is_none() {
+                self.refusing.fetch_sub(1, Ordering::SeqCst);
+            }
+            return;
+        }
+        let me = self.clone();
+        self.rt.spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                stream.write_all(REFUSED).await?;
+                stream.shutdown().await?;
+                // Read what the client sent until it closes, so that closing does not
+                // reset the connection before the client read the answer.
+                let mut buf = [0u8; 4096];
+                while stream.read(&mut buf).await? > 0 {}
+                Ok::<(), std::io::Error>(())
+            })
+            .await;
+            me.refusing.fetch_sub(1, Ordering::SeqCst);
+        });
     }
 
     /// Starts closing the listener and every connection (held polls are dropped);
@@ -285,6 +362,9 @@ impl Instance {
     }
 }
 
+/// How far past `max_header_bytes` hyper reads a request head (see `serve_connection`).
+const HEAD_SLACK: usize = 64 << 10;
+
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -293,12 +373,21 @@ async fn serve_connection<S>(inst: Arc<Instance>, io: S, remote: SocketAddr)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // hyper reads heads a little past Tomcat's limit so that `handle` can answer them
+    // as Tomcat does; beyond that (or beyond 1,000 headers) hyper itself answers 431.
+    let buf = inst
+        .opts
+        .max_header_bytes
+        .saturating_add(HEAD_SLACK)
+        .max(8192);
     let svc = service_fn(move |req| {
         let inst = inst.clone();
         async move { handle(inst, req, remote).await }
     });
     let _ = http1::Builder::new()
         .timer(TokioTimer::new())
+        .max_headers(1000)
+        .max_buf_size(buf)
         .serve_connection(TokioIo::new(io), svc)
         .await;
 }
@@ -308,7 +397,10 @@ fn endpoint_kind(path: &str) -> &'static str {
         "configs"
     } else if path.starts_with("/configfiles/") {
         "configfiles"
-    } else if path == "/notifications/v2" || path == "/notifications" {
+    } else if matches!(
+        path,
+        "/notifications/v2" | "/notifications/v2/" | "/notifications" | "/notifications/"
+    ) {
         "notifications"
     } else if path.starts_with("/services/") || path == "/" {
         "services"
@@ -317,26 +409,45 @@ fn endpoint_kind(path: &str) -> &'static str {
     }
 }
 
-fn add_common_headers(r: &mut Resp, api: bool) {
+fn is_admin(path: &str) -> bool {
+    path == "/__admin" || path.starts_with("/__admin/")
+}
+
+/// Spring Security's default headers: on every answer that gets past Tomcat.
+fn add_security_headers(r: &mut Resp) {
     let h = r.headers_mut();
-    let mut put = |k: &'static str, v: &'static str| {
-        h.insert(k, hyper::header::HeaderValue::from_static(v));
-    };
-    put("access-control-allow-origin", "*");
-    put("access-control-expose-headers", "*");
-    if api {
-        put(
+    for (k, v) in [
+        (
             "cache-control",
             "no-cache, no-store, max-age=0, must-revalidate",
-        );
-        put("pragma", "no-cache");
-        put("expires", "0");
-        put("x-content-type-options", "nosniff");
-        put("x-frame-options", "SAMEORIGIN");
-        put("x-xss-protection", "0");
+        ),
+        ("pragma", "no-cache"),
+        ("expires", "0"),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "SAMEORIGIN"),
+        ("x-xss-protection", "0"),
+    ] {
+        h.insert(k, HeaderValue::from_static(v));
     }
 }
 
+/// The CORS extension (`cors` option): every origin may read every non-admin answer.
+fn add_cors_headers(r: &mut Resp) {
+    let h = r.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static("*"),
+    );
+}
+
+/// Whether an `OPTIONS` request is a CORS preflight (as Spring's `CorsUtils` decides).
+fn is_preflight(req: &Request<Incoming>) -> bool {
+    req.headers().contains_key("origin")
+        && req.headers().contains_key("access-control-request-method")
+}
+
+/// The CORS extension's answer to a preflight.
 fn preflight(req: &Request<Incoming>) -> Resp {
     let mut r = reply(204, None, "");
     let mut allow = String::from("Authorization, Timestamp, Content-Type");
@@ -355,16 +466,38 @@ fn preflight(req: &Request<Incoming>) -> Resp {
     let h = r.headers_mut();
     h.insert(
         "access-control-allow-methods",
-        hyper::header::HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
     );
     if let Ok(v) = allow.parse() {
         h.insert("access-control-allow-headers", v);
     }
-    h.insert(
-        "access-control-max-age",
-        hyper::header::HeaderValue::from_static("86400"),
-    );
+    h.insert("access-control-max-age", HeaderValue::from_static("86400"));
     r
+}
+
+/// What the real server answers to `OPTIONS` without the CORS extension: a preflight is
+/// rejected by Spring's `DefaultCorsProcessor` (no CORS configuration), any other
+/// `OPTIONS` gets the methods of the handler (`GET` handlers also take `HEAD`).
+fn options_without_cors(req: &Request<Incoming>) -> Resp {
+    if is_preflight(req) {
+        let mut r = reply(403, None, "Invalid CORS request");
+        let h = r.headers_mut();
+        for v in [
+            "Origin",
+            "Access-Control-Request-Method",
+            "Access-Control-Request-Headers",
+        ] {
+            h.append(hyper::header::VARY, HeaderValue::from_static(v));
+        }
+        r
+    } else {
+        let mut r = reply(200, None, "");
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            HeaderValue::from_static("GET,HEAD,OPTIONS"),
+        );
+        r
+    }
 }
 
 fn record(inst: &Instance, req: &Request<Incoming>, kind: &str) {
@@ -389,50 +522,64 @@ fn record(inst: &Instance, req: &Request<Incoming>, kind: &str) {
         time_ms: now_ms(),
         endpoint: kind.to_string(),
     };
-    let mut log = lock(&inst.log);
-    if log.len() >= 100_000 {
-        log.remove(0);
-    }
-    log.push(entry);
+    lock(&inst.log).push(entry);
 }
 
-fn pad_body(kind: &str, bytes: usize) -> String {
-    let (head, tail) = if kind == "notifications" {
-        ("[{\"namespaceName\":\"", "\",\"notificationId\":1}]")
-    } else {
-        (
-            "{\"appId\":\"oversized\",\"cluster\":\"default\",\"namespaceName\":\"application\",\"configurations\":{\"pad\":\"",
-            "\"},\"releaseKey\":\"oversized\"}",
-        )
-    };
-    let pad = bytes.saturating_sub(head.len() + tail.len());
-    let mut s = String::with_capacity(head.len() + pad + tail.len());
-    s.push_str(head);
-    s.extend(std::iter::repeat_n('x', pad));
-    s.push_str(tail);
-    s
-}
+/// The largest body an `oversized` fault writes: a larger `bytes` is cut to this.
+pub const MAX_OVERSIZED_BYTES: usize = 1 << 30;
 
 /// How long an [`FaultAction::OversizedStall`] answer holds its connection at most.
 const STALL_LIMIT: Duration = Duration::from_secs(600);
 
-/// The body of an [`FaultAction::OversizedStall`] answer: one data frame, then nothing
-/// (the body never ends) until [`STALL_LIMIT`] passes, when the connection is aborted.
-pub(crate) struct StallBody {
-    data: Option<Bytes>,
-    stall: std::pin::Pin<Box<tokio::time::Sleep>>,
+/// Padding is written in pieces of this size (never the whole body in memory).
+const PAD_CHUNK: usize = 64 << 10;
+
+/// The body of an `oversized` fault, produced piece by piece: a syntactically valid JSON
+/// body of `total` bytes (an object; an array for notifications) whose middle is a long
+/// string of `x`. With `stall`, only the first `total` bytes of such a body are written,
+/// then the body never ends (until [`STALL_LIMIT`], when the connection is aborted).
+pub(crate) struct PadBody {
+    head: Option<Bytes>,
+    pad_left: usize,
+    tail: Option<Bytes>,
+    stall: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    left: usize,
 }
 
-impl StallBody {
-    fn new(data: Bytes) -> StallBody {
-        StallBody {
-            data: Some(data),
-            stall: Box::pin(tokio::time::sleep(STALL_LIMIT)),
+impl PadBody {
+    fn new(kind: &str, bytes: usize, stall: bool) -> PadBody {
+        let bytes = bytes.min(MAX_OVERSIZED_BYTES);
+        let (head, tail): (&'static str, &'static str) = if kind == "notifications" {
+            ("[{\"namespaceName\":\"", "\",\"notificationId\":1}]")
+        } else {
+            (
+                "{\"appId\":\"oversized\",\"cluster\":\"default\",\"namespaceName\":\"application\",\"configurations\":{\"pad\":\"",
+                "\"},\"releaseKey\":\"oversized\"}",
+            )
+        };
+        let pad = bytes.saturating_sub(head.len() + tail.len());
+        let total = head.len() + pad + tail.len();
+        PadBody {
+            head: Some(Bytes::from_static(head.as_bytes())),
+            pad_left: pad,
+            tail: Some(Bytes::from_static(tail.as_bytes())),
+            stall: stall.then(|| Box::pin(tokio::time::sleep(STALL_LIMIT))),
+            // A stalled body is cut at `bytes`; a whole one is at least `bytes`.
+            left: if stall { bytes } else { total },
         }
+    }
+
+    fn take(&mut self, data: Bytes) -> Option<Bytes> {
+        if self.left == 0 {
+            return None;
+        }
+        let data = data.slice(..data.len().min(self.left));
+        self.left -= data.len();
+        Some(data)
     }
 }
 
-impl hyper::body::Body for StallBody {
+impl hyper::body::Body for PadBody {
     type Data = Bytes;
     type Error = Abort;
 
@@ -440,15 +587,120 @@ impl hyper::body::Body for StallBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<Frame<Bytes>, Abort>>> {
-        if let Some(d) = self.data.take() {
+        static PAD: [u8; PAD_CHUNK] = [b'x'; PAD_CHUNK];
+        let next = if let Some(h) = self.head.take() {
+            Some(h)
+        } else if self.pad_left > 0 {
+            let n = self.pad_left.min(PAD_CHUNK);
+            self.pad_left -= n;
+            Some(Bytes::from_static(&PAD[..n]))
+        } else {
+            self.tail.take()
+        };
+        if let Some(d) = next.and_then(|d| self.take(d)) {
             return std::task::Poll::Ready(Some(Ok(Frame::data(d))));
         }
-        self.stall.as_mut().poll(cx).map(|()| Some(Err(Abort)))
+        match self.stall.as_mut() {
+            Some(s) => s.as_mut().poll(cx).map(|()| Some(Err(Abort))),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.stall.is_none() && self.left == 0
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        if self.stall.is_some() {
+            hyper::body::SizeHint::default()
+        } else {
+            hyper::body::SizeHint::with_exact(self.left as u64)
+        }
     }
 }
 
-/// What a connection answers: a whole body, or (a fault) one that stalls.
-type Answer = hyper::Response<Either<Full<Bytes>, StallBody>>;
+/// What a connection answers: a whole body, or (a fault) one produced piece by piece.
+type Answer = hyper::Response<Either<Full<Bytes>, PadBody>>;
+
+/// The admin API's gate (it is not Apollo, and it must not be reachable from web pages
+/// the developer opens): with an admin token, `Authorization: Bearer TOKEN` is required;
+/// without one, `Host` must name the instance by an IP address or `localhost` with its
+/// port (a DNS-rebinding page sends its own host name). A request from a page of
+/// another origin (`Origin`, or `Sec-Fetch-Site` other than `same-origin`/`none`) is
+/// refused either way.
+fn admin_guard(inst: &Instance, req: &Request<Incoming>) -> Result<(), Resp> {
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+    let refuse = |status: u16, why: &str| {
+        let body = serde_json::json!({ "error": why }).to_string();
+        Err(reply(status, Some("application/json"), body))
+    };
+    match &inst.opts.admin_token {
+        Some(token) => {
+            let given = header("authorization")
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if !same_secret(given.trim().as_bytes(), token.as_bytes()) {
+                let mut r = refuse(
+                    401,
+                    "the admin API needs Authorization: Bearer <admin token>",
+                )
+                .unwrap_err();
+                r.headers_mut().insert(
+                    hyper::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer"),
+                );
+                return Err(r);
+            }
+        }
+        None => {
+            if !host_is_this_instance(inst, header("host")) {
+                return refuse(
+                    403,
+                    "the admin API answers only requests whose Host is this server's address (127.0.0.1:PORT or localhost:PORT)",
+                );
+            }
+        }
+    }
+    if let Some(origin) = header("origin") {
+        let own = header("host")
+            .is_some_and(|h| origin.eq_ignore_ascii_case(&format!("{}://{h}", inst.scheme())));
+        if !own {
+            return refuse(403, "the admin API refuses requests from other origins");
+        }
+    }
+    if let Some(site) = header("sec-fetch-site") {
+        if !matches!(site, "same-origin" | "none") {
+            return refuse(403, "the admin API refuses requests from other sites");
+        }
+    }
+    Ok(())
+}
+
+/// Compares without an early exit on the first differing byte.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether `Host` is `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT` with the instance's
+/// port (the port may be left out when it is the scheme's default).
+fn host_is_this_instance(inst: &Instance, host: Option<&str>) -> bool {
+    let Some(host) = host.map(str::trim) else {
+        return false;
+    };
+    let port = inst.addr.port();
+    let default_port = if inst.tls.is_some() { 443 } else { 80 };
+    let (name, p) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.is_empty() && (!n.contains(':') || n.ends_with(']')) => {
+            (n, p.parse::<u16>().ok())
+        }
+        _ => (host, Some(default_port)),
+    };
+    if p != Some(port) {
+        return false;
+    }
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok()
+}
 
 async fn handle(
     inst: Arc<Instance>,
@@ -457,64 +709,81 @@ async fn handle(
 ) -> Result<Answer, Abort> {
     let whole = |r: Resp| Ok(r.map(Either::Left));
     let path = req.uri().path().to_string();
-    if path == "/__admin" || path.starts_with("/__admin/") {
-        let mut r = crate::admin::handle(inst, req).await;
-        add_common_headers(&mut r, false);
-        return whole(r);
-    }
     let kind = endpoint_kind(&path);
+    // The log shows what clients sent, also what Tomcat then rejects.
     if kind != "other" {
         record(&inst, &req, kind);
     }
-    if req.method() == Method::OPTIONS {
-        let mut r = preflight(&req);
-        add_common_headers(&mut r, false);
+    // The admin API is not Apollo: it answers its own JSON errors (and is not behind
+    // the emulated Tomcat's request-target rules).
+    if !is_admin(&path) && tomcat_rejects(&req, inst.opts.max_header_bytes) {
+        let mut r = tomcat_bad_request();
+        // The CORS extension covers it too: a page must be able to see the 400.
+        if inst.opts.cors {
+            add_cors_headers(&mut r);
+        }
         return whole(r);
+    }
+    if is_admin(&path) {
+        let mut r = match admin_guard(&inst, &req) {
+            Ok(()) => crate::admin::handle(inst, req).await,
+            Err(r) => r,
+        };
+        add_security_headers(&mut r);
+        return whole(r);
+    }
+    let html = wants_html(req.headers().get("accept").and_then(|v| v.to_str().ok()));
+    let cors = inst.opts.cors;
+    let finish = |mut r: Resp| {
+        if html {
+            if let Some(page) = r.extensions().get::<ErrorPage>() {
+                r = whitelabel(page);
+            }
+        }
+        add_security_headers(&mut r);
+        if cors {
+            add_cors_headers(&mut r);
+        }
+        r
+    };
+    if req.method() == Method::OPTIONS {
+        let r = if cors {
+            preflight(&req)
+        } else {
+            options_without_cors(&req)
+        };
+        return whole(finish(r));
     }
     if kind != "other" {
         if let Some(action) = inst.take_fault(kind) {
             match action {
                 FaultAction::Status { code } => {
-                    let mut r = spring_error(code, "injected fault", &path);
-                    add_common_headers(&mut r, true);
-                    return whole(r);
+                    return whole(finish(spring_error(code, Some("injected fault"), &path)));
                 }
                 FaultAction::Delay { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
                 FaultAction::Close => return Err(Abort),
                 FaultAction::Malformed => {
-                    let mut r = reply(
+                    return whole(finish(reply(
                         200,
                         Some(JSON),
                         "{\"appId\":\"malformed\",\"configurations\":{\"k\":",
-                    );
-                    add_common_headers(&mut r, true);
-                    return whole(r);
+                    )));
                 }
-                FaultAction::Oversized { bytes } => {
-                    let mut r = reply(200, Some(JSON), pad_body(kind, bytes));
-                    add_common_headers(&mut r, true);
-                    return whole(r);
-                }
-                FaultAction::OversizedStall { bytes } => {
-                    // Only the head of the body, so its end never comes.
-                    let mut body = pad_body(kind, bytes).into_bytes();
-                    body.truncate(bytes);
-                    let mut r = reply(200, Some(JSON), "");
-                    add_common_headers(&mut r, true);
-                    let (parts, _) = r.into_parts();
-                    let body = StallBody::new(Bytes::from(body));
+                FaultAction::Oversized { bytes } | FaultAction::OversizedStall { bytes } => {
+                    let stall = matches!(action, FaultAction::OversizedStall { .. });
+                    let (parts, _) = finish(reply(200, Some(JSON), "")).into_parts();
+                    let body = PadBody::new(kind, bytes, stall);
                     return Ok(hyper::Response::from_parts(parts, Either::Right(body)));
                 }
                 FaultAction::Redirect { code, location } => {
                     let mut r = reply(code, None, "");
-                    match hyper::header::HeaderValue::from_str(&location) {
+                    match HeaderValue::from_str(&location) {
                         Ok(v) => {
                             r.headers_mut().insert(hyper::header::LOCATION, v);
                         }
                         Err(_) => log::warn!("redirect fault: bad Location {location:?}"),
                     }
-                    add_common_headers(&mut r, true);
-                    return whole(r);
+                    return whole(finish(r));
                 }
                 FaultAction::Hang => {
                     std::future::pending::<()>().await;
@@ -522,9 +791,8 @@ async fn handle(
             }
         }
     }
-    let mut r = route(&inst, &req, &path, kind, remote).await;
-    add_common_headers(&mut r, kind != "other");
-    whole(r)
+    let r = route(&inst, &req, &path, kind, remote).await;
+    whole(finish(r))
 }
 
 async fn route(
@@ -534,28 +802,31 @@ async fn route(
     kind: &str,
     remote: SocketAddr,
 ) -> Resp {
-    let is_get = req.method() == Method::GET || req.method() == Method::HEAD;
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        // Every handler (the static-resource one for unmapped paths too) takes GET and
+        // HEAD only; Apollo's exception handler maps the exception to 400.
+        return method_not_supported(req.method().as_str());
+    }
     if kind == "other" {
-        return static_file(inst, req, path).await;
+        return static_file(inst, path).await;
     }
-    if !is_get {
-        return bad_request(&format!(
-            "Request method '{}' is not supported",
-            req.method()
-        ));
-    }
-    let Some(query) = parse_query(req.uri().query()) else {
-        return bad_request("malformed query string");
+    // Spring's trailing-slash match: `/configs/A/default/application/` is the same
+    // handler (the raw path still counts for signatures and error pages).
+    let route_path = match path.strip_suffix('/') {
+        Some(p) if !p.is_empty() => p,
+        _ => path,
     };
+    let query = parse_query(req.uri().query());
     let ctx = Ctx {
         inst,
         req,
         path,
+        route: route_path,
         query: &query,
         remote,
     };
     match kind {
-        "services" => services(inst, path),
+        "services" => services(inst, route_path, path),
         "configs" => configs(&ctx),
         "configfiles" => configfiles(&ctx),
         _ => notifications(&ctx).await,
@@ -565,7 +836,10 @@ async fn route(
 struct Ctx<'a> {
     inst: &'a Arc<Instance>,
     req: &'a Request<Incoming>,
+    /// The raw path as received.
     path: &'a str,
+    /// The path the handler is chosen by (one trailing `/` dropped).
+    route: &'a str,
     query: &'a [(String, String)],
     remote: SocketAddr,
 }
@@ -600,7 +874,7 @@ impl Ctx<'_> {
     /// The access-key filter (docs/protocol.md#server-check). `Some(resp)` means reject.
     fn authenticate(&self, app: &str) -> Option<Resp> {
         if !valid_app_id(app) {
-            return Some(spring_error(400, "InvalidAppId", self.path));
+            return Some(spring_error(400, Some("InvalidAppId"), self.path));
         }
         let (filter, observer, tolerance) = {
             let d = self.inst.store.data();
@@ -627,7 +901,7 @@ impl Ctx<'_> {
         );
         match outcome {
             Ok(()) => None,
-            Err(reason) if enforce => Some(spring_error(401, reason, self.path)),
+            Err(reason) if enforce => Some(spring_error(401, Some(reason), self.path)),
             Err(reason) => {
                 log::info!("observer access key check failed for {app}: {reason}");
                 None
@@ -680,8 +954,8 @@ fn check_signature(
     }
 }
 
-fn services(inst: &Instance, path: &str) -> Resp {
-    let list: Vec<ServiceInstance> = match path {
+fn services(inst: &Instance, route: &str, path: &str) -> Resp {
+    let list: Vec<ServiceInstance> = match route {
         "/services/config" => inst.config_services(),
         "/services/admin" => lock(&inst.settings).admin_services.clone(),
         "/services/meta" => Vec::new(),
@@ -690,7 +964,7 @@ fn services(inst: &Instance, path: &str) -> Resp {
             l.extend(lock(&inst.settings).admin_services.clone());
             l
         }
-        _ => return spring_error(404, "Not Found", path),
+        _ => return spring_error(404, None, path),
     };
     json(services_json(&list))
 }
@@ -711,16 +985,31 @@ pub(crate) fn services_json(list: &[ServiceInstance]) -> String {
     s
 }
 
-/// Splits `/prefix/{appId}/{cluster}/{namespace}` into decoded segments:
-/// `Err(404)` when the shape is wrong, `Err(400)` on bad percent-encoding.
-fn three_segments(rest: &str, path: &str) -> Result<[String; 3], Resp> {
+/// Splits `{appId}/{cluster}/{namespace}` into decoded segments; `None` when the shape
+/// is wrong (no handler: a 404 without message). Tomcat rejected malformed escapes.
+fn three_segments(rest: &str) -> Option<[String; 3]> {
     let parts: Vec<&str> = rest.split('/').collect();
     if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
-        return Err(spring_error(404, "Not Found", path));
+        return None;
     }
-    let dec =
-        |s: &str| path_decode(s).ok_or_else(|| bad_request("malformed percent-encoding in path"));
-    Ok([dec(parts[0])?, dec(parts[1])?, dec(parts[2])?])
+    Some([
+        path_decode(parts[0])?,
+        path_decode(parts[1])?,
+        path_decode(parts[2])?,
+    ])
+}
+
+/// The 404 of a `/configs` lookup that found nothing (`ConfigController`, with the
+/// namespace as requested), which `/configfiles*` answer too: they call the same lookup
+/// with their response.
+fn not_found(ctx: &Ctx<'_>, app: &str, cluster: &str, ns: &str) -> Resp {
+    spring_error(
+        404,
+        Some(&format!(
+            "Could not load configurations with appId: {app}, clusterName: {cluster}, namespace: {ns}"
+        )),
+        ctx.path,
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -774,9 +1063,10 @@ fn resolve(
 }
 
 fn configs(ctx: &Ctx<'_>) -> Resp {
-    let [app, cluster, ns] = match three_segments(&ctx.path["/configs/".len()..], ctx.path) {
-        Ok(s) => s,
-        Err(r) => return r,
+    // (`/configs/` itself is routed here as `/configs`.)
+    let rest = ctx.route.strip_prefix("/configs/").unwrap_or("");
+    let Some([app, cluster, ns]) = three_segments(rest) else {
+        return spring_error(404, None, ctx.path);
     };
     if let Some(r) = ctx.authenticate(&app) {
         return r;
@@ -797,14 +1087,7 @@ fn configs(ctx: &Ctx<'_>) -> Resp {
         &ns,
         messages.as_ref().map(|m| &m.details),
     ) else {
-        return spring_error(
-            404,
-            &format!(
-                "Could not load configurations with appId: {app}, clusterName: {cluster}, namespace: {}",
-                strip_properties(&ns)
-            ),
-            ctx.path,
-        );
+        return not_found(ctx, &app, &cluster, &ns);
     };
     if res.release_key == client_key {
         return reply(304, None, "");
@@ -879,24 +1162,23 @@ fn changes_json(old: &[(String, String)], new: &[(String, String)]) -> String {
 }
 
 fn configfiles(ctx: &Ctx<'_>) -> Resp {
-    let rest = &ctx.path["/configfiles/".len()..];
-    let (mode, rest) = if let Some(r) = rest.strip_prefix("json/") {
-        ("json", r)
-    } else if let Some(r) = rest.strip_prefix("raw/") {
-        ("raw", r)
-    } else {
-        ("text", rest)
+    // Three segments are `/configfiles/{appId}/{cluster}/{ns}` (also for an app called
+    // `json`); four starting with `json` or `raw` are those views.
+    let rest = ctx.route.strip_prefix("/configfiles/").unwrap_or("");
+    let (mode, rest) = match rest.split_once('/') {
+        Some(("json", r)) if r.matches('/').count() == 2 => ("json", r),
+        Some(("raw", r)) if r.matches('/').count() == 2 => ("raw", r),
+        _ => ("text", rest),
     };
-    let [app, cluster, ns] = match three_segments(rest, ctx.path) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some([app, cluster, ns]) = three_segments(rest) else {
+        return spring_error(404, None, ctx.path);
     };
     if let Some(r) = ctx.authenticate(&app) {
         return r;
     }
     let d = ctx.inst.store.data();
     let Some(res) = resolve(ctx, &d, &app, &cluster, &ns, None) else {
-        return spring_error(404, "Not Found", ctx.path);
+        return not_found(ctx, &app, &cluster, &ns);
     };
     match mode {
         "json" => {
@@ -913,7 +1195,7 @@ fn configfiles(ctx: &Ctx<'_>) -> Resp {
                 return reply(200, Some(TEXT), crate::props::write(&res.items));
             }
             let Some((_, content)) = res.items.iter().find(|(k, _)| k == "content") else {
-                return spring_error(404, "Not Found", ctx.path);
+                return spring_error(404, None, ctx.path);
             };
             let ct = match format {
                 Format::Json => JSON,
@@ -932,23 +1214,19 @@ async fn notifications(ctx: &Ctx<'_>) -> Resp {
     if let Some(r) = ctx.authenticate(&app) {
         return r;
     }
-    if ctx.path == "/notifications" {
+    if ctx.route == "/notifications" {
         return notifications_v1(ctx, &app).await;
     }
     let Some(cluster) = ctx.param("cluster").map(str::to_string) else {
-        return bad_request(
-            "Required request parameter 'cluster' for method parameter type String is not present",
-        );
+        return missing_parameter("cluster", "String");
     };
     let Some(raw) = ctx.param("notifications") else {
-        return bad_request(
-            "Required request parameter 'notifications' for method parameter type String is not present",
-        );
+        return missing_parameter("notifications", "String");
     };
     let dc = ctx.param("dataCenter").map(str::to_string);
     let invalid = || bad_request(&format!("invalid notifications format:{raw}"));
-    let Ok(serde_json::Value::Array(entries)) = serde_json::from_str::<serde_json::Value>(raw)
-    else {
+    // docs/protocol.md#poll-algorithm step 1: what Gson makes of the parameter.
+    let Ok(entries) = java::parse_notifications(raw) else {
         return invalid();
     };
     if entries.is_empty() {
@@ -959,24 +1237,20 @@ async fn notifications(ctx: &Ctx<'_>) -> Resp {
     {
         let d = ctx.inst.store.data();
         for e in &entries {
-            let Some(obj) = e.as_object() else {
-                return invalid();
+            // A `null` element reaches `notification.getNamespaceName()`.
+            let Some((name, id)) = e else {
+                return exception_error(
+                    500,
+                    Some(
+                        "Cannot invoke \"com.ctrip.framework.apollo.core.dto.ApolloConfigNotification.getNamespaceName()\" because \"notification\" is null",
+                    ),
+                    "java.lang.NullPointerException",
+                );
             };
-            let name = match obj.get("namespaceName") {
-                Some(serde_json::Value::String(s)) => s.as_str(),
-                None | Some(serde_json::Value::Null) => "",
-                Some(_) => return invalid(),
-            };
-            let id = match obj.get("notificationId") {
-                None | Some(serde_json::Value::Null) => -1,
-                Some(v) => match v.as_i64() {
-                    Some(i) => i,
-                    None => return invalid(),
-                },
-            };
-            if name.is_empty() {
+            let Some(name) = name.as_deref().filter(|n| !n.is_empty()) else {
                 continue;
-            }
+            };
+            let id = *id;
             let stripped = strip_properties(name).to_string();
             let canonical = d.normalize(&app, &stripped);
             if let Some(k) = kept.iter_mut().find(|k| k.0 == canonical) {
@@ -1005,7 +1279,11 @@ async fn notifications(ctx: &Ctx<'_>) -> Resp {
     {
         let d = ctx.inst.store.data();
         let cutoff = ctx.inst.view_cutoff(now_ms());
-        for ((_, stripped, client_id), ns_keys) in kept.iter().zip(&keys) {
+        // Step 6 lists the namespaces in the order of the real server's `HashSet`, not in
+        // the request's order (clients must not depend on either).
+        let names: Vec<&str> = kept.iter().map(|k| k.0.as_str()).collect();
+        for i in java::poll_answer_order(&names) {
+            let ((_, stripped, client_id), ns_keys) = (&kept[i], &keys[i]);
             let mut details: Vec<(&str, i64)> = Vec::new();
             for k in ns_keys {
                 if let Some(id) = d.latest_message(k, cutoff) {
@@ -1066,15 +1344,26 @@ fn notification_json(out: &mut String, ns: &str, id: i64, details: &[(&str, i64)
 
 async fn notifications_v1(ctx: &Ctx<'_>, app: &str) -> Resp {
     let Some(cluster) = ctx.param("cluster").map(str::to_string) else {
-        return bad_request(
-            "Required request parameter 'cluster' for method parameter type String is not present",
-        );
+        return missing_parameter("cluster", "String");
     };
-    let ns = strip_properties(ctx.param("namespace").unwrap_or("application")).to_string();
-    let client_id: i64 = ctx
-        .param("notificationId")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(-1);
+    // `defaultValue` also applies to an empty value.
+    let ns = ctx.param("namespace").filter(|n| !n.is_empty());
+    let ns = strip_properties(ns.unwrap_or("application")).to_string();
+    let client_id = match ctx.param("notificationId").filter(|n| !n.is_empty()) {
+        None => -1,
+        Some(text) => match spring_long(text) {
+            Ok(id) => id,
+            Err(trimmed) => {
+                return exception_error(
+                    500,
+                    Some(&format!(
+                        "Failed to convert value of type 'java.lang.String' to required type 'long'; nested exception is java.lang.NumberFormatException: For input string: \"{trimmed}\""
+                    )),
+                    "org.springframework.web.method.annotation.MethodArgumentTypeMismatchException",
+                );
+            }
+        },
+    };
     let dc = ctx.param("dataCenter").map(str::to_string);
     let keys = ctx
         .inst
@@ -1107,18 +1396,36 @@ async fn notifications_v1(ctx: &Ctx<'_>, app: &str) -> Resp {
     }
 }
 
-async fn static_file(inst: &Instance, req: &Request<Incoming>, path: &str) -> Resp {
-    let Some(dir) = &inst.static_dir else {
-        return spring_error(404, "Not Found", path);
+/// Spring's `String` to `long` conversion (`NumberUtils.parseNumber`): whitespace
+/// removed, decimal or hex (`0x`, `#`); `Err` holds the trimmed text.
+fn spring_long(text: &str) -> Result<i64, String> {
+    let t: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, t.strip_prefix('+').unwrap_or(&t)),
     };
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return spring_error(405, "Method Not Allowed", path);
-    }
+    let hex = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+        .or_else(|| digits.strip_prefix('#'));
+    let parsed = match hex {
+        Some(h) => i64::from_str_radix(&format!("{}{h}", if neg { "-" } else { "" }), 16),
+        None => t.parse::<i64>(),
+    };
+    parsed.map_err(|_| t.clone())
+}
+
+async fn static_file(inst: &Instance, path: &str) -> Resp {
+    // An unmapped path: Spring's resource handler answers `sendError(404)` (no message).
+    let missing = || spring_error(404, None, path);
+    let Some(dir) = &inst.opts.static_dir else {
+        return missing();
+    };
     let rel = path
         .strip_prefix("/__static/")
         .unwrap_or(path.trim_start_matches('/'));
     let Some(rel) = path_decode(rel) else {
-        return spring_error(400, "Bad Request", path);
+        return missing();
     };
     let mut file = dir.clone();
     for seg in rel.split('/') {
@@ -1126,7 +1433,7 @@ async fn static_file(inst: &Instance, req: &Request<Incoming>, path: &str) -> Re
             continue;
         }
         if seg == ".." || seg.contains('\\') || seg.contains('\0') {
-            return spring_error(404, "Not Found", path);
+            return missing();
         }
         file.push(seg);
     }
@@ -1138,6 +1445,6 @@ async fn static_file(inst: &Instance, req: &Request<Incoming>, path: &str) -> Re
             let name = file.to_string_lossy().into_owned();
             reply(200, Some(static_content_type(&name)), bytes)
         }
-        Err(_) => spring_error(404, "Not Found", path),
+        Err(_) => missing(),
     }
 }

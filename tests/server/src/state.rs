@@ -13,9 +13,14 @@ pub const PLACEHOLDER_APP: &str = "ApolloNoAppIdPlaceHolder";
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
+    now_us() / 1000
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
 }
 
@@ -209,8 +214,12 @@ impl Data {
         )
     }
 
+    /// The app, its id matched exactly or else ignoring case (MySQL's default collation
+    /// compares ignoring case, so the real server finds `sampleapp` for `SampleApp`).
     fn app(&self, app: &str) -> Option<&AppDef> {
-        self.apps.get(app)
+        self.apps
+            .get(app)
+            .or_else(|| self.apps.values().find(|a| a.id.eq_ignore_ascii_case(app)))
     }
 
     /// The app's own namespace definition, matched case-insensitively.
@@ -255,6 +264,10 @@ impl Data {
             .is_some_and(|a| a.namespaces.iter().any(|n| n.name == ns))
     }
 
+    /// The latest release of (app, cluster, ns) visible at `cutoff`. App id and cluster
+    /// name are compared ignoring case, as the real server's MySQL query does: a client
+    /// configured with cluster `C1` gets the release stored in `c1` (and the answer
+    /// names the stored cluster).
     fn latest_release(
         &self,
         app: &str,
@@ -262,10 +275,12 @@ impl Data {
         ns: &str,
         cutoff: u64,
     ) -> Option<&ReleaseRec> {
-        self.releases
-            .iter()
-            .rev()
-            .find(|r| r.app == app && r.cluster == cluster && r.ns == ns && r.visible(cutoff))
+        self.releases.iter().rev().find(|r| {
+            r.ns == ns
+                && r.app.eq_ignore_ascii_case(app)
+                && r.cluster.eq_ignore_ascii_case(cluster)
+                && r.visible(cutoff)
+        })
     }
 
     /// Latest active (not abandoned) release of an exact (app, cluster, ns), now.
@@ -476,9 +491,45 @@ pub fn format_time(ms: u64, dsep: &str, mid: &str, tsep: &str) -> String {
     )
 }
 
-/// ISO local date-time with milliseconds (UTC), as used in error bodies.
-pub fn iso_time(ms: u64) -> String {
-    format!("{}.{:03}", format_time(ms, "-", "T", ":"), ms % 1000)
+/// A `java.util.Date` as Apollo's Gson writes it (`yyyy-MM-dd'T'HH:mm:ss.SSSZ`), in UTC:
+/// `2026-12-02T17:11:19.596+0000`. The `timestamp` of Spring Boot's error pages.
+pub fn gson_date(ms: u64) -> String {
+    format!("{}.{:03}+0000", format_time(ms, "-", "T", ":"), ms % 1000)
+}
+
+/// `LocalDateTime.now().format(ISO_LOCAL_DATE_TIME)` in UTC: the fraction of the second
+/// has as many digits as it needs (microsecond clock, trailing zeros dropped, none when
+/// zero): `2026-12-02T17:11:19.5961`. The `timestamp` of Apollo's exception bodies.
+pub fn iso_local_date_time(us: u64) -> String {
+    let mut s = format_time(us / 1000, "-", "T", ":");
+    let frac = us % 1_000_000;
+    if frac != 0 {
+        let digits = format!("{frac:06}");
+        s.push('.');
+        s.push_str(digits.trim_end_matches('0'));
+    }
+    s
+}
+
+/// `java.util.Date#toString` in UTC (`EEE MMM dd HH:mm:ss zzz yyyy`), as Spring Boot's
+/// "Whitelabel Error Page" prints it: `Wed Dec 02 17:11:19 UTC 2026`.
+pub fn java_date_string(ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let t = format_time(ms, "", "", "");
+    let month: usize = t[4..6].parse().unwrap_or(1);
+    let day = DAYS[((ms / 86_400_000) % 7) as usize];
+    format!(
+        "{day} {} {} {}:{}:{} UTC {}",
+        MONTHS[month.clamp(1, 12) - 1],
+        &t[6..8],
+        &t[8..10],
+        &t[10..12],
+        &t[12..14],
+        &t[0..4]
+    )
 }
 
 #[cfg(test)]
@@ -488,7 +539,25 @@ mod tests {
     #[test]
     fn time_format() {
         assert_eq!(format_time(0, "", "", ""), "19700101000000");
-        assert_eq!(iso_time(1_576_478_257_344), "2019-12-16T06:37:37.344");
+        assert_eq!(gson_date(1_576_478_257_344), "2019-12-16T06:37:37.344+0000");
+        assert_eq!(gson_date(1_576_478_257_004), "2019-12-16T06:37:37.004+0000");
+        assert_eq!(
+            iso_local_date_time(1_576_478_257_344_120),
+            "2019-12-16T06:37:37.34412"
+        );
+        assert_eq!(
+            iso_local_date_time(1_576_478_257_000_000),
+            "2019-12-16T06:37:37"
+        );
+        assert_eq!(
+            iso_local_date_time(1_576_478_257_000_001),
+            "2019-12-16T06:37:37.000001"
+        );
+        assert_eq!(
+            java_date_string(1_576_478_257_344),
+            "Mon Dec 16 06:37:37 UTC 2019"
+        );
+        assert_eq!(java_date_string(0), "Thu Jan 01 00:00:00 UTC 1970");
     }
 
     #[test]

@@ -525,6 +525,17 @@ impl Store {
     pub fn dump_json(&self) -> String {
         serde_json::to_string(&*self.data()).unwrap_or_else(|_| "{}".into())
     }
+
+    /// [`Store::dump_json`] with access-key secrets masked (what the admin API shows).
+    pub(crate) fn dump_json_masked(&self) -> String {
+        let mut d = self.data().clone();
+        for a in d.apps.values_mut() {
+            for k in &mut a.access_keys {
+                *k = k.masked();
+            }
+        }
+        serde_json::to_string(&d).unwrap_or_else(|_| "{}".into())
+    }
 }
 
 fn check_ids(app: &str, cluster: &str, ns: &str) -> Result<()> {

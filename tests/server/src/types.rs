@@ -101,6 +101,25 @@ pub struct AccessKey {
     pub enabled: bool,
 }
 
+impl AccessKey {
+    /// The key as the admin API shows it: the secret never in full, only its first
+    /// characters (a quarter of it, at most 4) followed by `****`, e.g. `df23****`.
+    pub fn masked(&self) -> AccessKey {
+        AccessKey {
+            secret: mask_secret(&self.secret),
+            ..self.clone()
+        }
+    }
+}
+
+/// `df23df3f59884980844ff3dada30fa97` → `df23****`; `abc` → `****`.
+pub(crate) fn mask_secret(secret: &str) -> String {
+    let shown = (secret.chars().count() / 4).min(4);
+    let mut s: String = secret.chars().take(shown).collect();
+    s.push_str("****");
+    s
+}
+
 /// One item of a gray-release rule (docs/protocol.md#gray-releases).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]

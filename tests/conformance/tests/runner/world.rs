@@ -33,6 +33,12 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// The browser subject's page is on another origin than the servers: it needs the test
+/// server's CORS extension (off by default, as the real server has none).
+fn cors() -> bool {
+    std::env::var("APOLLOCONF_SUBJECT").is_ok_and(|s| s == "browser")
+}
+
 impl Servers {
     /// Starts the instances described by the scenario's `server` object.
     pub fn start(spec: &ServerSpec, data_dir: &std::path::Path) -> Result<Servers, String> {
@@ -55,6 +61,7 @@ impl Servers {
                 .hold(ms(h))
                 .lag(ms(l))
                 .store(store.clone())
+                .cors(cors())
                 .start()
                 .map_err(|e| format!("cannot start a test server: {e}"))?;
             insts.push(Inst {
@@ -122,6 +129,7 @@ impl Servers {
                 .hold(inst.hold)
                 .lag(inst.lag)
                 .store(store.clone())
+                .cors(cors())
                 .start()
             {
                 Ok(s) => {
