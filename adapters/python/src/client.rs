@@ -130,7 +130,7 @@ impl Client {
         app_id=None, *, meta_server=None, config_service=None, cluster=None,
         data_center=None, namespaces=None, label=None, ip=None, secret=None, cache_dir=None,
         cache=true, env=None, environ=None, server_properties=None, startup_timeout=5.0,
-        timing=None, tls_root_file=None, tls_root_pem=None, on_error=None
+        timing=None, tls_root_file=None, tls_root_pem=None, on_error=None, on_change=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -154,6 +154,7 @@ impl Client {
         tls_root_file: Option<&Bound<'_, PyAny>>,
         tls_root_pem: Option<&Bound<'_, PyAny>>,
         on_error: Option<Py<PyAny>>,
+        on_change: Option<Py<PyAny>>,
     ) -> PyResult<Client> {
         crate::logbridge::refresh(py);
         let mut b: ClientBuilder = apolloconf::Client::builder();
@@ -235,6 +236,25 @@ impl Client {
                     let r = error_object(py, e).and_then(|err| cb.call1(py, (err,)));
                     if let Err(err) = r {
                         log::error!("the on_error callback failed: {}", describe(py, &err));
+                    }
+                });
+            });
+        }
+        if let Some(cb) = on_change {
+            // From the very start: a change during start-up (cache values replaced by the
+            // server's) reaches it too.
+            b = b.on_event(move |event: &Event| {
+                let Event::Changed(ev) = event else { return };
+                let _ = Python::try_attach(|py| {
+                    let r = ChangeEvent::new(py, ev)
+                        .and_then(|e| Py::new(py, e))
+                        .and_then(|e| cb.call1(py, (e,)));
+                    if let Err(err) = r {
+                        log::error!(
+                            "a change listener failed on namespace {}; the client keeps going: {}",
+                            ev.namespace,
+                            describe(py, &err)
+                        );
                     }
                 });
             });

@@ -42,6 +42,10 @@ __all__ = [
     "__version__",
 ]
 
+import collections.abc as _abc
+
+_abc.Mapping.register(Namespace)
+
 __version__: str = _native.__version__
 #: The protocol timing knobs ``Client(timing=...)`` accepts (values in ms, or per second
 #: for the ``...Qps`` rates, ``jitterPercent`` 0-100).
