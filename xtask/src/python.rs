@@ -65,7 +65,13 @@ fn ensure_venv() -> bool {
     if !made {
         return false;
     }
-    let mut args = vec!["-m", "pip", "install", "--quiet", "--disable-pip-version-check"];
+    let mut args = vec![
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ];
     args.extend_from_slice(TOOLS);
     cmd(&s(&venv_python()), &args).ok() && std::fs::write(&stamp, want).is_ok()
 }

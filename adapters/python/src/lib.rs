@@ -20,13 +20,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add(
-        "TIMING_NAMES",
-        apolloconf::Timing::NAMES
-            .iter()
-            .copied()
-            .collect::<Vec<_>>(),
-    )?;
+    m.add("TIMING_NAMES", apolloconf::Timing::NAMES.to_vec())?;
     m.add_class::<client::Client>()?;
     m.add_class::<client::ChangeIter>()?;
     m.add_class::<client::Listener>()?;
