@@ -22,9 +22,9 @@ class TestServer:
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, hold: str = "60s") -> None:
+    def __init__(self, hold: str = "60s", *extra: str) -> None:
         self.proc = subprocess.Popen(
-            [binary(), "--port", "0", "--hold", hold],
+            [binary(), "--port", "0", "--hold", hold, *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

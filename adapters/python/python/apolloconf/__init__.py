@@ -16,7 +16,6 @@ run on the client's own thread, and the cache file is the Java client's.
             print(event.namespace, change.key, change.old, change.new, change.kind)
 """
 
-import asyncio
 import json
 import os
 import threading
@@ -141,6 +140,8 @@ class Client(_native.Client):
         client.changes_async(): ...``. Events are handed to the running loop with
         ``call_soon_threadsafe``; the iteration ends when the client is closed.
         ``max_queue`` > 0 drops the oldest events beyond that many unread ones."""
+        import asyncio  # here: importing it costs ~0.1 s that sync users need not pay
+
         loop = asyncio.get_running_loop()
         queue: "asyncio.Queue[Any]" = asyncio.Queue()
         end = object()
