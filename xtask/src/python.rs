@@ -152,7 +152,7 @@ fn interpreters() -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(&versions) else {
         return out;
     };
-    let mut found: Vec<(String, PathBuf)> = entries
+    let mut found: Vec<(u32, PathBuf)> = entries
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -160,7 +160,8 @@ fn interpreters() -> Vec<PathBuf> {
                 .iter()
                 .find(|v| name == **v || name.starts_with(&format!("{v}.")))?;
             let bin = e.path().join("bin").join("python3");
-            bin.exists().then(|| ((*minor).to_string(), bin))
+            let n = minor.rsplit('.').next()?.parse().ok()?;
+            bin.exists().then_some((n, bin))
         })
         .collect();
     found.sort();
