@@ -948,9 +948,13 @@ impl Client {
         // nothing of theirs, not even a drop that would try to wake them.
         std::mem::forget(paused.resume);
         std::mem::forget(paused.dispatcher_resume);
+        let mut state = paused.state;
+        // Every child starts from the same copy: each draws its own choices (instances,
+        // jitter), or all workers of a server would pick alike.
+        state.core.reseed(seed());
         let started = http::agent(&self.restart.tls).and_then(|agent| {
             self.shared.in_flight.store(0, Ordering::SeqCst);
-            start_threads(paused.state, &self.shared, agent, &self.restart, Vec::new())
+            start_threads(state, &self.shared, agent, &self.restart, Vec::new())
         });
         match started {
             Ok((tx, threads)) => {
