@@ -551,6 +551,20 @@ impl Client {
     }
 }
 
+impl Drop for Client {
+    /// The last reference went away: close without holding the interpreter, so a
+    /// listener waiting for it can finish (joining the listener thread with the
+    /// interpreter held would wait forever).
+    fn drop(&mut self) {
+        let inner = self.inner.clone();
+        let closed = Python::try_attach(|py| py.detach(|| inner.close()));
+        if closed.is_none() {
+            // Not attached (interpreter gone): nothing can wait for it.
+            self.inner.close();
+        }
+    }
+}
+
 fn not_watched(py: Python<'_>, name: &str) -> PyErr {
     let made = py
         .import("apolloconf.errors")

@@ -292,3 +292,24 @@ def test_secret_never_printed(server, tmp_path, caplog):
     with pytest.raises(apolloconf.ConfigError) as e:
         apolloconf.Client("", config_service=server.url, secret=secret, environ={}, server_properties="/nonexistent")
     assert secret not in str(e.value) and secret not in repr(e.value)
+
+
+def test_dropping_the_last_reference_while_a_listener_waits(server, tmp_path):
+    import gc
+
+    started = threading.Event()
+
+    def slow(event):
+        started.set()
+        time.sleep(0.3)
+
+    c = apolloconf.Client("SampleApp", config_service=server.url, environ={}, cache=False,
+                          server_properties=str(tmp_path / "none"), timing=fast_timing())
+    c.on_change(slow)
+    server.publish({"timeout": "1"})
+    server.publish({"timeout": "2"})
+    assert started.wait(10)
+    t0 = time.monotonic()
+    del c
+    gc.collect()
+    assert time.monotonic() - t0 < 5
