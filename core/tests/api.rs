@@ -231,3 +231,42 @@ fn a_background_client_always_has_a_deadline() {
     assert_eq!(out, [Output::Event(Event::Closed)]);
     assert_eq!(deadline, None);
 }
+
+/// A reseeded copy makes its own random choices: the same seed the same ones, different
+/// seeds (some) other ones.
+#[test]
+fn reseed_gives_a_copy_its_own_choices() {
+    let urls: Vec<String> = (1..=8)
+        .map(|i| format!("http://127.0.0.{i}:8080"))
+        .collect();
+    let mut timing = apolloconf_core::Timing::default();
+    timing.long_poll_initial_delay = Duration::ZERO;
+    let cfg = Config::builder("app")
+        .config_service(&urls.join(","))
+        .timing(timing)
+        .seed(7)
+        .build();
+    let base = apolloconf_core::Client::new(cfg, Instant::from_millis(0)).expect("valid");
+    // The long poll goes to a service picked at random.
+    let first_url = |seed: u64| {
+        let mut c = base.clone();
+        c.reseed(seed);
+        drain(&mut c)
+            .0
+            .into_iter()
+            .find_map(|o| match o {
+                Output::Request(r) if r.url.contains("/notifications/v2") => Some(
+                    r.url
+                        .split("/notifications")
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+                _ => None,
+            })
+            .expect("a long poll")
+    };
+    assert_eq!(first_url(1), first_url(1));
+    let distinct: std::collections::BTreeSet<String> = (0..32).map(first_url).collect();
+    assert!(distinct.len() > 1, "{distinct:?}");
+}

@@ -4,7 +4,10 @@
 //!   build, and the steps later parts add). Prints `N passed, N failed` and exits
 //!   non-zero on any failure.
 //! - `cargo xtask bench`: benchmarks that print numbers (never asserted).
+//! - `cargo xtask python`: only the Python package's steps (wheel, pytest, abi3 import
+//!   check, the `python` conformance subject).
 
+mod python;
 mod step;
 mod wasm;
 
@@ -23,8 +26,9 @@ fn main() -> ExitCode {
         "test" => test(rest),
         "bench" => bench(),
         "wasm" => wasm::build_only(),
+        "python" => python::only(),
         _ => {
-            eprintln!("usage: cargo xtask test [--quick] | bench | wasm");
+            eprintln!("usage: cargo xtask test [--quick] | bench | wasm | python");
             ExitCode::from(2)
         }
     }
@@ -75,6 +79,7 @@ fn test(rest: &[String]) -> ExitCode {
             fault_simulation(1_000)
         });
         wasm::steps(&mut r);
+        python::steps(&mut r);
     }
     r.finish()
 }
@@ -108,6 +113,7 @@ fn bench() -> ExitCode {
         },
     );
     wasm::bench(&mut r);
+    python::bench(&mut r);
     r.finish()
 }
 

@@ -27,9 +27,43 @@ pub(crate) enum Msg {
         reply: Sender<Result<(), ConfigError>>,
     },
     Close,
+    /// Park for a `fork()`: park the dispatcher (through `dispatcher_resume`), hand a copy
+    /// of the protocol state to `parked`, then wait on `resume` (until its sender is
+    /// dropped) holding no lock.
+    Pause {
+        parked: Sender<ForkState>,
+        resume: Receiver<()>,
+        dispatcher_resume: Receiver<()>,
+    },
 }
 
-pub(crate) type Callback = Arc<dyn Fn(&ChangeEvent) + Send + Sync + 'static>;
+/// Messages to the dispatcher thread.
+pub(crate) enum Dispatch {
+    /// Events to deliver, in order.
+    Events(Vec<Event>),
+    /// Say so on `parked`, then wait on `resume` (until its sender is dropped).
+    Pause {
+        parked: Sender<()>,
+        resume: Receiver<()>,
+    },
+}
+
+/// What a driver hands over when it parks for a `fork()`: enough to start an identical
+/// driver in the child.
+pub(crate) struct ForkState {
+    /// A copy of the protocol state.
+    pub(crate) core: Core,
+    /// Requests in flight (their answers never reach the child).
+    pub(crate) live: Vec<RequestId>,
+    /// The clock (monotonic time is the same on both sides of a fork).
+    pub(crate) clock: Clock,
+}
+
+/// A callback for every event ([`crate::ClientBuilder::on_event`]).
+pub(crate) type EventCallback = Arc<dyn Fn(&Event) + Send + Sync + 'static>;
+
+/// A listener callback; an `Err` is logged and counted in `listener_errors`.
+pub(crate) type Callback = Arc<dyn Fn(&ChangeEvent) -> Result<(), String> + Send + Sync + 'static>;
 
 pub(crate) enum Sink {
     Callback(Callback),
@@ -45,8 +79,11 @@ pub(crate) struct Listener {
 /// State shared by the handle, the driver, the workers and the dispatcher.
 pub(crate) struct Shared {
     pub(crate) snapshot: RwLock<Arc<Snapshot>>,
+    /// Bumped after every new snapshot (readers that cache a view of it compare).
+    pub(crate) version: AtomicU64,
     pub(crate) listeners: Mutex<Vec<Listener>>,
     pub(crate) event_sinks: Mutex<Vec<Sender<Event>>>,
+    pub(crate) event_callbacks: Mutex<Vec<EventCallback>>,
     pub(crate) next_listener: AtomicU64,
     pub(crate) closed: AtomicBool,
     pub(crate) ready: Mutex<bool>,
@@ -55,6 +92,7 @@ pub(crate) struct Shared {
     pub(crate) cache_write_failures: AtomicU64,
     pub(crate) cache_read_failures: AtomicU64,
     pub(crate) listener_panics: AtomicU64,
+    pub(crate) listener_errors: AtomicU64,
     pub(crate) in_flight: AtomicUsize,
 }
 
@@ -62,8 +100,10 @@ impl Shared {
     pub(crate) fn new() -> Shared {
         Shared {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            version: AtomicU64::new(0),
             listeners: Mutex::new(Vec::new()),
             event_sinks: Mutex::new(Vec::new()),
+            event_callbacks: Mutex::new(Vec::new()),
             next_listener: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             ready: Mutex::new(false),
@@ -72,6 +112,7 @@ impl Shared {
             cache_write_failures: AtomicU64::new(0),
             cache_read_failures: AtomicU64::new(0),
             listener_panics: AtomicU64::new(0),
+            listener_errors: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
         }
     }
@@ -81,6 +122,14 @@ impl Shared {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// One request fewer in flight (never below zero: a worker of the parent of a fork
+    /// may still end after the child reset the count).
+    fn release_in_flight(&self) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     }
 
     fn set_ready(&self) {
@@ -143,12 +192,18 @@ pub(crate) struct Driver {
     pub(crate) agent: ureq::Agent,
     pub(crate) cache: Option<CacheDir>,
     pub(crate) clock: Clock,
-    pub(crate) dispatch: Sender<Vec<Event>>,
+    pub(crate) dispatch: Sender<Dispatch>,
     /// Events produced before the thread started (cache read failures).
     pub(crate) pending: Vec<Event>,
     /// HTTP worker threads (finished ones are pruned when new ones start).
     pub(crate) workers: Vec<std::thread::JoinHandle<()>>,
+    /// Requests in flight.
+    pub(crate) live: Vec<RequestId>,
 }
+
+/// How long a driver parking for a `fork()` waits for the dispatcher to finish the
+/// listener it is running.
+const DISPATCHER_PAUSE_LIMIT: Duration = Duration::from_secs(2);
 
 /// How long close waits for workers after interrupting them; only a TCP connect in
 /// progress (bounded by the connect timeout) can take this long.
@@ -196,7 +251,7 @@ impl Driver {
     pub(crate) fn run(mut self) {
         let pending = std::mem::take(&mut self.pending);
         if !pending.is_empty() {
-            let _ = self.dispatch.send(pending);
+            let _ = self.dispatch.send(Dispatch::Events(pending));
         }
         loop {
             let deadline = self.drain();
@@ -214,6 +269,7 @@ impl Driver {
             };
             match msg {
                 Ok(Msg::Response { id, result }) => {
+                    self.live.retain(|l| *l != id);
                     let now = self.clock.now();
                     let r = match &result {
                         Ok((status, body)) => Ok(HttpResponse {
@@ -236,7 +292,7 @@ impl Driver {
                             let mut out = Vec::new();
                             load_cache(&mut self.core, cache, &self.shared, &namespace, &mut out);
                             if !out.is_empty() {
-                                let _ = self.dispatch.send(out);
+                                let _ = self.dispatch.send(Dispatch::Events(out));
                             }
                         }
                     }
@@ -245,6 +301,11 @@ impl Driver {
                     self.drain();
                     let _ = reply.send(r);
                 }
+                Ok(Msg::Pause {
+                    parked,
+                    resume,
+                    dispatcher_resume,
+                }) => self.pause(&parked, &resume, dispatcher_resume),
                 Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => self.core.close(),
                 Err(RecvTimeoutError::Timeout) => {
                     let now = self.clock.now();
@@ -255,6 +316,57 @@ impl Driver {
         self.shared.closed.store(true, Ordering::SeqCst);
         self.stop_workers();
         self.shared.set_ready();
+    }
+
+    /// Park for a `fork()`: first the dispatcher (once it has delivered what came
+    /// before), then this thread, after handing a copy of its state to `parked`. Neither
+    /// holds a lock while parked, so the child of a fork finds every lock free.
+    fn pause(
+        &mut self,
+        parked: &Sender<ForkState>,
+        resume: &Receiver<()>,
+        dispatcher_resume: Receiver<()>,
+    ) {
+        let (ack_tx, ack_rx) = mpsc::channel();
+        let sent = self
+            .dispatch
+            .send(Dispatch::Pause {
+                parked: ack_tx,
+                resume: dispatcher_resume,
+            })
+            .is_ok();
+        if sent && ack_rx.recv_timeout(DISPATCHER_PAUSE_LIMIT).is_err() {
+            log::warn!(
+                "a change listener still runs after {DISPATCHER_PAUSE_LIMIT:?}; forking while it runs"
+            );
+        }
+        let state = ForkState {
+            core: self.core.clone(),
+            live: self.live.clone(),
+            clock: self.clock,
+        };
+        if parked.send(state).is_ok() {
+            // Until the sender is dropped (after the fork, in the parent).
+            let _ = resume.recv();
+        }
+    }
+
+    /// Feed a transport failure for every request that was in flight when the process
+    /// forked: in the child nobody performs them. The core retries them as it retries
+    /// any failed request.
+    pub(crate) fn forget_requests_lost_in_fork(&mut self, lost: &[RequestId]) {
+        let now = self.clock.now();
+        for id in lost {
+            let err = TransportError::new(
+                TransportErrorKind::Other,
+                "request in flight when the process forked; retried in the child",
+            );
+            let _ = self.core.handle_input(Input::Response {
+                id: *id,
+                now,
+                result: Err(err),
+            });
+        }
     }
 
     /// Interrupt every request in flight (the agent closes its sockets, so blocked reads
@@ -317,7 +429,7 @@ impl Driver {
             self.shared.set_ready();
         }
         if !events.is_empty() {
-            let _ = self.dispatch.send(events);
+            let _ = self.dispatch.send(Dispatch::Events(events));
         }
         deadline
     }
@@ -360,6 +472,7 @@ impl Driver {
             .snapshot
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(snap);
+        self.shared.version.fetch_add(1, Ordering::Release);
     }
 
     fn persist(&self, w: &CacheWrite, events: &mut Vec<Event>) {
@@ -391,6 +504,7 @@ impl Driver {
         let shared = self.shared.clone();
         let id = req.id;
         shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.live.push(id);
         let spawned = std::thread::Builder::new()
             .name("apolloconf-http".into())
             .spawn(move || {
@@ -399,11 +513,11 @@ impl Driver {
                 if !shared.closed.load(Ordering::SeqCst) {
                     let _ = tx.send(Msg::Response { id: req.id, result });
                 }
-                shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                shared.release_in_flight();
             });
         let spawned = spawned.map(|h| self.workers.push(h));
         if let Err(e) = spawned {
-            self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.shared.release_in_flight();
             log::error!("could not start an HTTP worker thread: {e}");
             let err =
                 TransportError::new(TransportErrorKind::Other, format!("no worker thread: {e}"));
@@ -425,8 +539,17 @@ type Target = (
 
 /// The dispatcher thread: calls listeners outside the driver, so a slow or panicking
 /// listener never delays the protocol.
-pub(crate) fn dispatch_loop(shared: Arc<Shared>, rx: Receiver<Vec<Event>>) {
-    while let Ok(batch) = rx.recv() {
+pub(crate) fn dispatch_loop(shared: Arc<Shared>, rx: Receiver<Dispatch>) {
+    while let Ok(msg) = rx.recv() {
+        let batch = match msg {
+            Dispatch::Events(batch) => batch,
+            Dispatch::Pause { parked, resume } => {
+                if parked.send(()).is_ok() {
+                    let _ = resume.recv();
+                }
+                continue;
+            }
+        };
         for event in batch {
             {
                 let mut sinks = shared
@@ -434,6 +557,17 @@ pub(crate) fn dispatch_loop(shared: Arc<Shared>, rx: Receiver<Vec<Event>>) {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
                 sinks.retain(|s| s.send(event.clone()).is_ok());
+            }
+            let callbacks: Vec<EventCallback> = shared
+                .event_callbacks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            for f in callbacks {
+                if catch_unwind(AssertUnwindSafe(|| f(&event))).is_err() {
+                    shared.listener_panics.fetch_add(1, Ordering::Relaxed);
+                    log::error!("an event callback panicked; the client keeps going");
+                }
             }
             let Event::Changed(change) = &event else {
                 continue;
@@ -458,12 +592,22 @@ pub(crate) fn dispatch_loop(shared: Arc<Shared>, rx: Receiver<Vec<Event>>) {
             for (id, filtered, callback, channel) in targets {
                 let Some(ev) = filtered else { continue };
                 if let Some(f) = callback {
-                    if catch_unwind(AssertUnwindSafe(|| f(&ev))).is_err() {
-                        shared.listener_panics.fetch_add(1, Ordering::Relaxed);
-                        log::error!(
-                            "a change listener panicked on namespace {}; the client keeps going",
-                            ev.namespace
-                        );
+                    match catch_unwind(AssertUnwindSafe(|| f(&ev))) {
+                        Ok(Ok(())) => {}
+                        Ok(Err(message)) => {
+                            shared.listener_errors.fetch_add(1, Ordering::Relaxed);
+                            log::error!(
+                                "a change listener failed on namespace {}; the client keeps going: {message}",
+                                ev.namespace
+                            );
+                        }
+                        Err(_) => {
+                            shared.listener_panics.fetch_add(1, Ordering::Relaxed);
+                            log::error!(
+                                "a change listener panicked on namespace {}; the client keeps going",
+                                ev.namespace
+                            );
+                        }
                     }
                 } else if let Some(s) = channel {
                     if s.send(ev).is_err() {
@@ -485,13 +629,19 @@ pub(crate) fn dispatch_loop(shared: Arc<Shared>, rx: Receiver<Vec<Event>>) {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clear();
+    // The client is closed: receivers of `changes()` see the end of their channel.
+    shared
+        .listeners
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|l| matches!(l.sink, Sink::Callback(_)));
 }
 
 pub(crate) type Channels = (
     Sender<Msg>,
     Receiver<Msg>,
-    Sender<Vec<Event>>,
-    Receiver<Vec<Event>>,
+    Sender<Dispatch>,
+    Receiver<Dispatch>,
 );
 
 /// Channels for a new driver.

@@ -123,7 +123,7 @@ pub use bind::BindError;
 pub use settings::{Env, Resolved, ServerSource};
 pub use snapshot::{Metrics, Namespace, NamespaceMetrics, Snapshot};
 
-use driver::{Driver, Listener, Msg, Shared, Sink};
+use driver::{Driver, EventCallback, ForkState, Listener, Msg, Shared, Sink};
 
 /// The default start-up timeout of [`ClientBuilder::build`].
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -180,6 +180,37 @@ pub enum Error {
     /// The client is closed.
     #[error("the client is closed")]
     Closed,
+    /// [`Client::after_fork_in_child`] without a successful
+    /// [`Client::prepare_fork`] before the fork.
+    #[error("the client was not prepared for fork(): call prepare_fork() before forking")]
+    NotPreparedForFork,
+}
+
+impl Error {
+    /// The setting an error is about, by its builder name (`app_id`, `meta_server`,
+    /// `config_service`, `cluster`, `namespaces`, `timing`, `server_properties`,
+    /// `tls_root`), for hosts that report which setting to fix. `None` for errors that are
+    /// not about one setting.
+    pub fn setting(&self) -> Option<&'static str> {
+        match self {
+            Error::MissingAppId { .. } => Some("app_id"),
+            Error::NoServers { .. } => Some("meta_server"),
+            Error::ServerProperties { .. } => Some("server_properties"),
+            Error::TlsRoot { .. } => Some("tls_root"),
+            Error::Config(c) => match c {
+                ConfigError::InvalidAppId(_) => Some("app_id"),
+                ConfigError::InvalidCluster(_) => Some("cluster"),
+                ConfigError::NoServers => Some("meta_server"),
+                ConfigError::InvalidUrl(_) => Some("meta_server/config_service"),
+                ConfigError::InvalidNamespace(_) | ConfigError::DuplicateNamespace(_) => {
+                    Some("namespaces")
+                }
+                ConfigError::InvalidTiming(_) => Some("timing"),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// Identifies a listener for [`Client::remove_listener`].
@@ -197,7 +228,18 @@ pub struct ClientBuilder {
     timing: Timing,
     startup_timeout: Duration,
     sinks: Vec<Sender<Event>>,
+    callbacks: EventCallbacks,
     tls: http::TlsOptions,
+}
+
+/// The builder's [`on_event`](ClientBuilder::on_event) callbacks.
+#[derive(Clone, Default)]
+struct EventCallbacks(Vec<EventCallback>);
+
+impl std::fmt::Debug for EventCallbacks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} callback(s)", self.0.len())
+    }
 }
 
 impl Default for ClientBuilder {
@@ -211,6 +253,7 @@ impl Default for ClientBuilder {
             timing: Timing::default(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             sinks: Vec::new(),
+            callbacks: EventCallbacks::default(),
             tls: http::TlsOptions::default(),
         }
     }
@@ -360,6 +403,18 @@ impl ClientBuilder {
         self
     }
 
+    /// Call `f` on the listener thread for every event from the very start (the events of
+    /// [`event_sink`](ClientBuilder::event_sink), without a channel): for hosts that hand
+    /// errors to a callback. A callback that panics is logged and counted in
+    /// [`Metrics::listener_panics`].
+    pub fn on_event<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Event) + Send + Sync + 'static,
+    {
+        self.callbacks.0.push(Arc::new(f));
+        self
+    }
+
     /// Apply the precedence rules without starting anything.
     ///
     /// # Errors
@@ -413,6 +468,11 @@ impl ClientBuilder {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend(self.sinks.iter().cloned());
+        shared
+            .event_callbacks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(self.callbacks.0.iter().cloned());
 
         let cache = match (self.cache, core.cache_dir()) {
             (false, _) => None,
@@ -434,36 +494,24 @@ impl ClientBuilder {
         }
         let cache_dir = cache.as_ref().map(|c| c.write_dir().to_path_buf());
 
-        let (tx, rx, dtx, drx) = driver::channels();
-        let dispatcher = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("apolloconf-listeners".into())
-                .spawn(move || driver::dispatch_loop(shared, drx))
-                .map_err(Error::Thread)?
-        };
-        let drv = Driver {
+        let state = ForkState {
             core,
-            rx,
-            tx: tx.clone(),
-            shared: shared.clone(),
-            agent,
-            cache,
+            live: Vec::new(),
             clock,
-            dispatch: dtx,
-            pending,
-            workers: Vec::new(),
         };
-        let driver = std::thread::Builder::new()
-            .name("apolloconf-driver".into())
-            .spawn(move || drv.run())
-            .map_err(Error::Thread)?;
+        let restart = Restart {
+            tls: self.tls.clone(),
+            cache,
+        };
+        let (tx, threads) = start_threads(state, &shared, agent, &restart, pending)?;
         let client = Client {
             shared,
             tx: Mutex::new(tx),
-            threads: Mutex::new(Some((driver, dispatcher))),
+            threads: Mutex::new(Some(threads)),
             resolved,
             cache_dir,
+            restart,
+            paused: Mutex::new(None),
         };
         if !client.shared.wait_ready(self.startup_timeout) {
             log::warn!(
@@ -474,6 +522,64 @@ impl ClientBuilder {
         Ok(client)
     }
 }
+
+/// What a driver needs besides the protocol state, kept to start one again in the child
+/// of a `fork()`.
+struct Restart {
+    tls: http::TlsOptions,
+    cache: Option<cache::CacheDir>,
+}
+
+type Threads = (JoinHandle<()>, JoinHandle<()>);
+
+/// Start a driver for `state` and a dispatcher; returns the driver's inbox and both
+/// threads. Requests that were in flight in `state` are failed first (they belonged to
+/// the parent of a fork).
+fn start_threads(
+    state: ForkState,
+    shared: &Arc<Shared>,
+    agent: ureq::Agent,
+    restart: &Restart,
+    pending: Vec<Event>,
+) -> Result<(Sender<Msg>, Threads), Error> {
+    let (tx, rx, dtx, drx) = driver::channels();
+    let dispatcher = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("apolloconf-listeners".into())
+            .spawn(move || driver::dispatch_loop(shared, drx))
+            .map_err(Error::Thread)?
+    };
+    let mut drv = Driver {
+        core: state.core,
+        rx,
+        tx: tx.clone(),
+        shared: shared.clone(),
+        agent,
+        cache: restart.cache.clone(),
+        clock: state.clock,
+        dispatch: dtx,
+        pending,
+        workers: Vec::new(),
+        live: Vec::new(),
+    };
+    drv.forget_requests_lost_in_fork(&state.live);
+    let driver = std::thread::Builder::new()
+        .name("apolloconf-driver".into())
+        .spawn(move || drv.run())
+        .map_err(Error::Thread)?;
+    Ok((tx, (driver, dispatcher)))
+}
+
+/// The resume signals of a client parked by [`Client::prepare_fork`], and its state.
+struct Paused {
+    resume: Sender<()>,
+    dispatcher_resume: Sender<()>,
+    state: ForkState,
+}
+
+/// How long [`Client::prepare_fork`] waits for the threads to park.
+const FORK_PAUSE_LIMIT: Duration = Duration::from_secs(5);
 
 /// A fresh random seed for the core's choices (instance picks, jitter), from the keys of
 /// the standard library's `RandomState` (random per process, and different for each
@@ -489,9 +595,11 @@ fn seed() -> u64 {
 pub struct Client {
     shared: Arc<Shared>,
     tx: Mutex<Sender<Msg>>,
-    threads: Mutex<Option<(JoinHandle<()>, JoinHandle<()>)>>,
+    threads: Mutex<Option<Threads>>,
     resolved: Resolved,
     cache_dir: Option<PathBuf>,
+    restart: Restart,
+    paused: Mutex<Option<Paused>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -516,6 +624,13 @@ impl Client {
     /// Everything the client holds now, as one consistent, immutable view.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.shared.snapshot()
+    }
+
+    /// A number that changes whenever a new [`Snapshot`] is published (an atomic load):
+    /// a reader that keeps something derived from a snapshot rebuilds it when this
+    /// differs from the number it read before taking that snapshot.
+    pub fn snapshot_version(&self) -> u64 {
+        self.shared.version.load(Ordering::Acquire)
     }
 
     /// The merged lookup: the value from the first namespace (in configured order) that
@@ -615,11 +730,35 @@ impl Client {
     where
         F: Fn(&ChangeEvent) + Send + Sync + 'static,
     {
-        self.add(interest, Sink::Callback(Arc::new(f)))
+        self.add(
+            interest,
+            Sink::Callback(Arc::new(move |e: &ChangeEvent| {
+                f(e);
+                Ok(())
+            })),
+        )
+    }
+
+    /// Like [`on_change`](Client::on_change), for a listener that can fail: an `Err` is
+    /// logged (with its text) and counted in [`Metrics::listener_errors`]; the listener
+    /// stays registered and the others still run. Bindings to other languages use it for
+    /// listeners that raise.
+    pub fn on_change_fallible<F, E>(&self, interest: Interest, f: F) -> ListenerId
+    where
+        F: Fn(&ChangeEvent) -> Result<(), E> + Send + Sync + 'static,
+        E: std::fmt::Display,
+    {
+        self.add(
+            interest,
+            Sink::Callback(Arc::new(move |e: &ChangeEvent| {
+                f(e).map_err(|err| err.to_string())
+            })),
+        )
     }
 
     /// A channel that receives every change with a key of interest (filtered as in
-    /// [`on_change`](Client::on_change)). Dropping the receiver unregisters it.
+    /// [`on_change`](Client::on_change)). Dropping the receiver unregisters it. Once the
+    /// client is closed the channel ends (`recv` answers `Err` after the last event).
     pub fn changes(&self, interest: Interest) -> Receiver<ChangeEvent> {
         let (tx, rx) = mpsc::channel();
         self.add(interest, Sink::Channel(tx));
@@ -688,6 +827,7 @@ impl Client {
             cache_write_failures: s.cache_write_failures.load(Ordering::Relaxed),
             cache_read_failures: s.cache_read_failures.load(Ordering::Relaxed),
             listener_panics: s.listener_panics.load(Ordering::Relaxed),
+            listener_errors: s.listener_errors.load(Ordering::Relaxed),
             requests_in_flight: s.in_flight.load(Ordering::SeqCst),
         }
     }
@@ -719,6 +859,140 @@ impl Client {
                 let _ = dispatcher.join();
             }
         }
+    }
+}
+
+/// # Pre-fork servers
+///
+/// Threads do not survive `fork()`: the child of a process that forked (a gunicorn or
+/// uwsgi worker of an app loaded before the fork) has the client's memory but none of its
+/// threads. Three calls, made around the fork as `pthread_atfork` (or Python's
+/// `os.register_at_fork`) makes them, give the child a working client:
+///
+/// 1. [`prepare_fork`](Client::prepare_fork) in the parent, just before: the listener
+///    thread finishes the listener it runs (at most 2 s), then it and the driver park
+///    holding no lock, and the driver hands over a copy of the protocol state;
+/// 2. [`after_fork_in_parent`](Client::after_fork_in_parent): both threads go on;
+/// 3. [`after_fork_in_child`](Client::after_fork_in_child) in the child: new threads start
+///    from that copy (the values, release keys and notification ids of the moment of the
+///    fork; listeners stay registered); the parent's threads are forgotten, never joined.
+///    Requests that were in flight are retried (the long poll after its back-off).
+///
+/// Call them from the thread that forks, with no other thread of the program using the
+/// client at that moment (closing it, or watching a namespace).
+impl Client {
+    /// Park the client's threads for a `fork()` (see above). Does nothing on a closed
+    /// client.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] when the driver did not park within 5 s (or ended meanwhile);
+    /// nothing is parked then.
+    pub fn prepare_fork(&self) -> Result<(), Error> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        let (parked_tx, parked_rx) = mpsc::channel();
+        let (resume, resume_rx) = mpsc::channel();
+        let (dispatcher_resume, dispatcher_resume_rx) = mpsc::channel();
+        self.send(Msg::Pause {
+            parked: parked_tx,
+            resume: resume_rx,
+            dispatcher_resume: dispatcher_resume_rx,
+        })?;
+        let state = parked_rx
+            .recv_timeout(FORK_PAUSE_LIMIT)
+            .map_err(|_| Error::Closed)?;
+        *self.paused.lock().unwrap_or_else(PoisonError::into_inner) = Some(Paused {
+            resume,
+            dispatcher_resume,
+            state,
+        });
+        Ok(())
+    }
+
+    /// Resume the threads parked by [`prepare_fork`](Client::prepare_fork) (in the parent,
+    /// after the fork, or when the fork failed). Does nothing when nothing is parked.
+    pub fn after_fork_in_parent(&self) {
+        // Dropping the senders (and the copy of the state) wakes both threads.
+        drop(
+            self.paused
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+    }
+
+    /// In the child of a fork: start new threads from the state handed over by
+    /// [`prepare_fork`](Client::prepare_fork). The parent's threads do not exist here;
+    /// their handles are forgotten, not joined. Does nothing on a closed client.
+    ///
+    /// # Errors
+    /// [`Error::NotPreparedForFork`] when `prepare_fork` did not run (or failed) before
+    /// the fork: the client cannot get its threads back and is marked closed (its values
+    /// stay readable); [`Error::TlsRoot`] or [`Error::Thread`] when the new threads cannot
+    /// start (the client is marked closed too).
+    pub fn after_fork_in_child(&self) -> Result<(), Error> {
+        let paused = self
+            .paused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(paused) = paused else {
+            if self.is_closed() {
+                return Ok(());
+            }
+            self.mark_closed_in_child();
+            return Err(Error::NotPreparedForFork);
+        };
+        // The parked threads (and the channels they wait on) belong to the parent: touch
+        // nothing of theirs, not even a drop that would try to wake them.
+        std::mem::forget(paused.resume);
+        std::mem::forget(paused.dispatcher_resume);
+        let mut state = paused.state;
+        // Every child starts from the same copy: each draws its own choices (instances,
+        // jitter), or all workers of a server would pick alike.
+        state.core.reseed(seed());
+        let started = http::agent(&self.restart.tls).and_then(|agent| {
+            self.shared.in_flight.store(0, Ordering::SeqCst);
+            start_threads(state, &self.shared, agent, &self.restart, Vec::new())
+        });
+        match started {
+            Ok((tx, threads)) => {
+                let old_tx = std::mem::replace(
+                    &mut *self.tx.lock().unwrap_or_else(PoisonError::into_inner),
+                    tx,
+                );
+                std::mem::forget(old_tx);
+                let old = self
+                    .threads
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .replace(threads);
+                std::mem::forget(old);
+                Ok(())
+            }
+            Err(e) => {
+                self.mark_closed_in_child();
+                Err(e)
+            }
+        }
+    }
+
+    /// The child could not restart: no thread is there to join or to send to.
+    fn mark_closed_in_child(&self) {
+        let old = self
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        std::mem::forget(old);
+        let (dead, _) = mpsc::channel();
+        let old_tx = std::mem::replace(
+            &mut *self.tx.lock().unwrap_or_else(PoisonError::into_inner),
+            dead,
+        );
+        std::mem::forget(old_tx);
+        self.shared.closed.store(true, Ordering::SeqCst);
     }
 }
 

@@ -184,6 +184,9 @@ pub struct Metrics {
     pub cache_read_failures: u64,
     /// Listener calls that panicked (the client kept going).
     pub listener_panics: u64,
+    /// Listener calls that returned an error ([`crate::Client::on_change_fallible`]; the
+    /// client kept going).
+    pub listener_errors: u64,
     /// HTTP requests currently running on worker threads.
     pub requests_in_flight: usize,
 }

@@ -231,6 +231,13 @@ impl Client {
         n
     }
 
+    /// Replace the random source (instance picks, jitter) with one drawn from `seed`.
+    /// A host that copies a running client into another process (the child of a
+    /// `fork()`) reseeds the copy, so that copies do not all make the same choices.
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = Rng::new(Rng::new(seed).next());
+    }
+
     // ------------------------------------------------------------------ getters
 
     /// Whether a fetch or a discovery request is wanted or in flight (a
