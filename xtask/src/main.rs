@@ -100,6 +100,19 @@ fn bench() -> ExitCode {
         ])
     });
     r.step(
+        "test server: admin publish of 10,000 to 100,000 keys",
+        || {
+            cargo(&[
+                "run",
+                "--release",
+                "-p",
+                "apolloconf-testserver",
+                "--example",
+                "publish",
+            ])
+        },
+    );
+    r.step(
         "native client: publish-to-listener latency and start-up times",
         || {
             cargo(&[

@@ -420,10 +420,11 @@ fn connection_limit() {
     assert_eq!(r.status, 503);
 }
 
-/// Publishing many keys is linear: 100,000 keys through the admin API in well under the
-/// time a quadratic merge of duplicates took for 40,000 (6.3 s).
+/// A publish of 100,000 keys through the admin API (a size the old quadratic merge of
+/// duplicates could not finish in a test's time) keeps every key, lets a repeated key's
+/// last value win, and keeps the key in its first place.
 #[test]
-fn big_publish_is_fast() {
+fn big_publish_keeps_every_key_in_order() {
     let s = server(300);
     let mut body = String::from("{\"configurations\":{");
     for i in 0..100_000 {
@@ -433,12 +434,9 @@ fn big_publish_is_fast() {
         body.push_str(&format!("\"key.{i}\":\"value {i}\""));
     }
     body.push_str(",\"key.7\":\"last wins\"}}");
-    let t = Instant::now();
+    // Its speed is printed by `cargo xtask bench` (examples/publish.rs), not asserted here.
     let r = admin(&s, "POST", PUBLISH, &body);
-    let took = t.elapsed();
-    eprintln!("100,000 keys published in {took:?}");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(took < Duration::from_secs(5), "{took:?}");
     let text = get(&s, "/configfiles/json/SampleApp/default/application").text();
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
     let m = v.as_object().expect("object");
