@@ -46,7 +46,7 @@ use crate::time::{Instant, duration_millis};
 use discovery::Discovery;
 use fetch::{Fetch, Retry};
 use guard::ReleaseGuard;
-use pacing::{Rng, Soonest, is_due};
+use pacing::{Rng, is_due};
 use poll::LongPoll;
 use requests::{Lookup, Owner, Requests};
 use tracking::Tracking;
@@ -323,20 +323,34 @@ impl Client {
 
     /// The earliest instant any part is due (clamped to now), or None when nothing is.
     fn deadline(&self) -> Option<Instant> {
-        let t = &self.cfg.timing;
-        let background = self.cfg.background;
-        let mut soonest = Soonest::default();
-        soonest.consider(self.requests.due());
-        if let Some(d) = &self.discovery {
-            soonest.consider(d.due(t, background || self.services.is_empty()));
+        let fetches = self.slots.iter().map(|s| self.fetch_due(s));
+        [self.requests.due(), self.discovery_due(), self.poll_due()]
+            .into_iter()
+            .chain(fetches)
+            .flatten()
+            .min()
+            .map(|d| d.max(self.now))
+    }
+
+    /// When discovery is due: in background mode on its schedule, in edge mode only while
+    /// no config service is known or a `refresh()` wants it.
+    fn discovery_due(&self) -> Option<Instant> {
+        let unrestricted = self.cfg.background || self.services.is_empty();
+        self.discovery.as_ref()?.due(&self.cfg.timing, unrestricted)
+    }
+
+    /// When the fetch of `slot` is due (never while no config service is known).
+    fn fetch_due(&self, slot: &Slot) -> Option<Instant> {
+        if self.services.is_empty() {
+            return None;
         }
-        if !self.services.is_empty() {
-            for s in &self.slots {
-                soonest.consider(s.fetch.due(t, background));
-            }
-            soonest.consider(self.poll.due(t, background && !self.slots.is_empty()));
-        }
-        soonest.get().map(|d| d.max(self.now))
+        slot.fetch.due(&self.cfg.timing, self.cfg.background)
+    }
+
+    /// When the long poll is due: background mode, some namespace, some config service.
+    fn poll_due(&self) -> Option<Instant> {
+        let enabled = self.cfg.background && !self.slots.is_empty() && !self.services.is_empty();
+        self.poll.due(&self.cfg.timing, enabled)
     }
 
     // ------------------------------------------------------------------ starting work
@@ -351,9 +365,6 @@ impl Client {
             self.requests.retire(id);
         }
         self.start_discovery();
-        if self.services.is_empty() {
-            return;
-        }
         for i in 0..self.slots.len() {
             self.start_fetch(i);
         }
@@ -391,12 +402,10 @@ impl Client {
     }
 
     fn start_discovery(&mut self) {
-        let unrestricted = self.cfg.background || self.services.is_empty();
-        let Some(d) = &mut self.discovery else { return };
-        if !is_due(d.due(&self.cfg.timing, unrestricted), self.now) {
+        if !is_due(self.discovery_due(), self.now) {
             return;
         }
-        let Some(meta) = d.start(self.now) else {
+        let Some(meta) = self.discovery.as_mut().and_then(|d| d.start(self.now)) else {
             return;
         };
         let mut url = alloc::format!("{meta}/services/config");
@@ -411,11 +420,10 @@ impl Client {
     }
 
     fn start_fetch(&mut self, i: usize) {
-        let now = self.now;
         let Some(slot) = self.slots.get(i) else {
             return;
         };
-        if !is_due(slot.fetch.due(&self.cfg.timing, self.cfg.background), now) {
+        if !is_due(self.fetch_due(slot), self.now) {
             return;
         }
         // Drawn for every fetch (used by refresh-started ones) to keep the sequence of
@@ -424,50 +432,17 @@ impl Client {
         let Some(slot) = self.slots.get_mut(i) else {
             return;
         };
-        let service = slot.fetch.start(now, &self.services, pick);
+        let service = slot.fetch.start(self.now, &self.services, pick);
         slot.tracking.fetch_started();
-        let Some(slot) = self.slots.get(i) else {
-            return;
-        };
-        let url = self.configs_url(slot, &service);
+        let url = configs_url(&self.cfg, slot, &service);
         let kind = RequestKind::Configs {
             namespace: slot.ns.name().to_string(),
         };
         self.issue(kind, Owner::Configs(i), service, url);
     }
 
-    fn configs_url(&self, slot: &Slot, service: &str) -> String {
-        let esc = crate::url::escape_path_segment;
-        let cfg = &self.cfg;
-        let mut url = alloc::format!(
-            "{service}configs/{}/{}/{}",
-            esc(&cfg.app_id),
-            esc(&cfg.cluster),
-            esc(slot.ns.name())
-        );
-        let messages = slot.tracking.messages().map(protocol::messages_param);
-        // Only a release from a server is sent back (a 304 then keeps it); cache values
-        // have no release key.
-        let release_key = match slot.ns.source() {
-            Source::Server => slot.ns.release_key(),
-            _ => None,
-        };
-        crate::url::push_query(
-            &mut url,
-            &[
-                ("dataCenter", cfg.data_center.as_deref()),
-                ("ip", cfg.ip.as_deref()),
-                ("messages", messages.as_deref()),
-                ("releaseKey", release_key),
-                ("label", cfg.label.as_deref()),
-            ],
-        );
-        url
-    }
-
     fn start_poll(&mut self) {
-        let enabled = self.cfg.background && !self.slots.is_empty();
-        if !is_due(self.poll.due(&self.cfg.timing, enabled), self.now) {
+        if !is_due(self.poll_due(), self.now) {
             return;
         }
         let service = self.poll.start(self.now, &self.services, &mut self.rng);
@@ -892,6 +867,35 @@ fn cache_contents(ns: &Namespace, wall_ms: u64) -> Vec<u8> {
         &crate::properties::java_date_utc(wall_ms),
     )
     .into_bytes()
+}
+
+/// The `/configs` URL of a slot's namespace on `service`.
+fn configs_url(cfg: &Config, slot: &Slot, service: &str) -> String {
+    let esc = crate::url::escape_path_segment;
+    let mut url = alloc::format!(
+        "{service}configs/{}/{}/{}",
+        esc(&cfg.app_id),
+        esc(&cfg.cluster),
+        esc(slot.ns.name())
+    );
+    let messages = slot.tracking.messages().map(protocol::messages_param);
+    // Only a release from a server is sent back (a 304 then keeps it); cache values
+    // have no release key.
+    let release_key = match slot.ns.source() {
+        Source::Server => slot.ns.release_key(),
+        _ => None,
+    };
+    crate::url::push_query(
+        &mut url,
+        &[
+            ("dataCenter", cfg.data_center.as_deref()),
+            ("ip", cfg.ip.as_deref()),
+            ("messages", messages.as_deref()),
+            ("releaseKey", release_key),
+            ("label", cfg.label.as_deref()),
+        ],
+    );
+    url
 }
 
 fn failure_cause(result: &Answer<'_>) -> ErrorCause {

@@ -84,22 +84,6 @@ impl Rate {
     }
 }
 
-/// The earliest of several optional deadlines.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Soonest(Option<Instant>);
-
-impl Soonest {
-    pub(crate) fn consider(&mut self, at: Option<Instant>) {
-        if let Some(at) = at {
-            self.0 = Some(self.0.map_or(at, |d| d.min(at)));
-        }
-    }
-
-    pub(crate) fn get(self) -> Option<Instant> {
-        self.0
-    }
-}
-
 /// Whether something due at `due` may run at `now`.
 pub(crate) fn is_due(due: Option<Instant>, now: Instant) -> bool {
     due.is_some_and(|d| now >= d)
@@ -146,15 +130,10 @@ mod tests {
     }
 
     #[test]
-    fn soonest_of_options() {
-        let mut s = Soonest::default();
-        assert_eq!(s.get(), None);
-        s.consider(None);
-        s.consider(Some(Instant::from_millis(7)));
-        s.consider(Some(Instant::from_millis(3)));
-        assert_eq!(s.get(), Some(Instant::from_millis(3)));
-        assert!(is_due(s.get(), Instant::from_millis(3)));
-        assert!(!is_due(s.get(), Instant::from_millis(2)));
+    fn due_at_or_after_the_instant() {
+        let at = Some(Instant::from_millis(3));
+        assert!(is_due(at, Instant::from_millis(3)));
+        assert!(!is_due(at, Instant::from_millis(2)));
         assert!(!is_due(None, Instant::from_millis(2)));
     }
 }
