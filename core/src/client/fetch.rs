@@ -8,7 +8,7 @@
 use alloc::string::String;
 
 use super::pacing::{Rate, Rng, backoff};
-use crate::config::Timing;
+use crate::config::{Config, Timing};
 use crate::time::Instant;
 
 /// Where a namespace's fetching stands.
@@ -181,7 +181,16 @@ pub(crate) struct Retry<'a> {
     pub(crate) background: bool,
 }
 
-impl Retry<'_> {
+impl<'a> Retry<'a> {
+    /// The retry context of a client configured by `cfg`.
+    pub(crate) fn new(cfg: &'a Config, rng: &'a mut Rng) -> Retry<'a> {
+        Retry {
+            timing: &cfg.timing,
+            rng,
+            background: cfg.background,
+        }
+    }
+
     /// The fetch back-off before try `attempt` (1 s doubling to 8 s by default, jittered).
     fn delay(&mut self, attempt: u32) -> core::time::Duration {
         let t = self.timing;

@@ -515,6 +515,14 @@ impl Client {
         self.queue.push_back(Output::Event(Event::Error(e)));
     }
 
+    /// A failure of the `/configs` request of `namespace` to `service`.
+    fn configs_error(&mut self, namespace: String, service: String, cause: ErrorCause) {
+        let kind = RequestKind::Configs {
+            namespace: namespace.clone(),
+        };
+        self.error(Some(namespace), Some(kind), Some(service), cause);
+    }
+
     fn on_discovery(&mut self, meta: String, result: Answer<'_>) {
         let outcome = match &result {
             Ok(r) if r.status == 200 => match protocol::parse_services(r.body) {
@@ -573,21 +581,15 @@ impl Client {
     /// instance's own answer is authoritative: it has seen the message.
     fn lagging(&mut self, i: usize, service: &str) -> bool {
         let (now, window) = (self.now, self.cfg.timing.lag_window);
-        let Some(slot) = self.slots.get(i) else {
+        let Some(slot) = self.slots.get_mut(i) else {
             return false;
         };
         if !slot.tracking.may_lag(service, now, window) {
             return false;
         }
         let prefer = slot.tracking.notifier().map(String::from);
-        let ctx = Retry {
-            timing: &self.cfg.timing,
-            rng: &mut self.rng,
-            background: self.cfg.background,
-        };
-        if let Some(slot) = self.slots.get_mut(i) {
-            slot.fetch.retry_elsewhere(now, prefer, ctx);
-        }
+        let ctx = Retry::new(&self.cfg, &mut self.rng);
+        slot.fetch.retry_elsewhere(now, prefer, ctx);
         true
     }
 
@@ -617,35 +619,19 @@ impl Client {
     fn fetch_failed(&mut self, i: usize, service: String, cause: ErrorCause) {
         let n = self.services.len().max(1);
         let next = self.index_after(&service, i);
-        let now = self.now;
-        let Some(name) = self.slots.get(i).map(|s| s.ns.name().to_string()) else {
+        let Some(slot) = self.slots.get_mut(i) else {
             return;
         };
-        let ctx = Retry {
-            timing: &self.cfg.timing,
-            rng: &mut self.rng,
-            background: self.cfg.background,
-        };
-        let failures = match self.slots.get_mut(i) {
-            Some(slot) => slot.fetch.failed(now, next, n, ctx),
-            None => return,
-        };
-        let kind = RequestKind::Configs {
-            namespace: name.clone(),
-        };
-        self.error(Some(name), Some(kind), Some(service), cause);
+        let ctx = Retry::new(&self.cfg, &mut self.rng);
+        let failures = slot.fetch.failed(self.now, next, n, ctx);
+        let name = slot.ns.name().to_string();
+        self.configs_error(name, service, cause);
         if failures as usize >= n {
             self.settle(i);
         }
     }
 
     fn on_configs(&mut self, i: usize, service: String, result: Answer<'_>) {
-        let Some(name) = self.slots.get(i).map(|s| s.ns.name().to_string()) else {
-            return;
-        };
-        let kind = Some(RequestKind::Configs {
-            namespace: name.clone(),
-        });
         match &result {
             Ok(r) if r.status == 304 => {
                 if !self.lagging(i, &service) {
@@ -654,12 +640,14 @@ impl Client {
             }
             Ok(r) if r.status == 404 => {
                 let lagging = self.lagging(i, &service);
+                let Some(slot) = self.slots.get_mut(i) else {
+                    return;
+                };
                 if !lagging {
-                    if let Some(slot) = self.slots.get_mut(i) {
-                        slot.ns.status = Status::NotFound;
-                    }
+                    slot.ns.status = Status::NotFound;
                 }
-                self.error(Some(name), kind, Some(service), ErrorCause::NotFound);
+                let name = slot.ns.name().to_string();
+                self.configs_error(name, service, ErrorCause::NotFound);
                 if !lagging {
                     self.fetch_done(i);
                 }
@@ -731,20 +719,11 @@ impl Client {
         {
             return false;
         }
+        slot.fetch
+            .retry_elsewhere(now, None, Retry::new(&self.cfg, &mut self.rng));
         let name = slot.ns.name().to_string();
-        let ctx = Retry {
-            timing: &self.cfg.timing,
-            rng: &mut self.rng,
-            background: self.cfg.background,
-        };
-        if let Some(slot) = self.slots.get_mut(i) {
-            slot.fetch.retry_elsewhere(now, None, ctx);
-        }
-        let kind = RequestKind::Configs {
-            namespace: name.clone(),
-        };
         let cause = ErrorCause::StaleRelease(key.to_string());
-        self.error(Some(name), Some(kind), Some(service.to_string()), cause);
+        self.configs_error(name, service.to_string(), cause);
         true
     }
 
