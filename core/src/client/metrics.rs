@@ -61,11 +61,11 @@ pub struct Metrics {
 
 impl Metrics {
     /// The counter of one kind of request.
-    pub(crate) fn counter(&mut self, kind: &RequestKind) -> Option<&mut Counter> {
+    pub(crate) fn counter(&mut self, kind: &RequestKind) -> &mut Counter {
         match kind {
-            RequestKind::Discovery => Some(&mut self.discovery),
-            RequestKind::Configs { .. } => Some(&mut self.configs),
-            RequestKind::Notifications => Some(&mut self.notifications),
+            RequestKind::Discovery => &mut self.discovery,
+            RequestKind::Configs { .. } => &mut self.configs,
+            RequestKind::Notifications => &mut self.notifications,
         }
     }
 }

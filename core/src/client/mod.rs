@@ -387,9 +387,7 @@ impl Client {
             headers.push((String::from("Authorization"), auth));
             headers.push((String::from("Timestamp"), ts.to_string()));
         }
-        if let Some(c) = self.metrics.counter(&kind) {
-            c.sent += 1;
-        }
+        self.metrics.counter(&kind).sent += 1;
         let id = self.requests.open(owner, service, self.now, connect, read);
         self.queue.push_back(Output::Request(HttpRequest {
             id,
@@ -501,9 +499,7 @@ impl Client {
         cause: ErrorCause,
     ) {
         if let (ErrorCause::Parse(_), Some(kind)) = (&cause, &request) {
-            if let Some(c) = self.metrics.counter(kind) {
-                c.parse_error += 1;
-            }
+            self.metrics.counter(kind).parse_error += 1;
         }
         let e = ClientError {
             namespace,
