@@ -50,10 +50,14 @@ fn stdout(o: &Output) -> String {
 }
 
 fn lines(child: &mut Child) -> Receiver<String> {
-    let out = child.stdout.take().unwrap();
+    lines_of(child.stdout.take().unwrap())
+}
+
+/// The lines of `r`, read on a thread of their own.
+fn lines_of(r: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
+        for line in BufReader::new(r).lines() {
             let Ok(line) = line else { break };
             if tx.send(line).is_err() {
                 break;
@@ -407,13 +411,7 @@ fn serve_admin_token_cors_and_connection_limit() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let err = serve.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = lines_of(serve.stderr.take().unwrap());
     let token = loop {
         let line = rx.recv_timeout(WAIT).expect("the token is printed");
         if let Some(rest) = line.split_once("Authorization: Bearer ") {
@@ -503,13 +501,7 @@ fn embedded_default_serves_examples_config() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let err = child.stderr.take().unwrap();
-    let (etx, erx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = etx.send(l);
-        }
-    });
+    let erx = lines_of(child.stderr.take().unwrap());
     let rx = lines(&mut child);
     let mut seen = Vec::new();
     for _ in 0..3 {

@@ -83,7 +83,8 @@ pub(crate) struct Shared {
     pub(crate) version: AtomicU64,
     pub(crate) listeners: Mutex<Vec<Listener>>,
     pub(crate) event_sinks: Mutex<Vec<Sender<Event>>>,
-    pub(crate) event_callbacks: Mutex<Vec<EventCallback>>,
+    /// The builder's `on_event` callbacks (fixed once built).
+    pub(crate) event_callbacks: Vec<EventCallback>,
     pub(crate) next_listener: AtomicU64,
     pub(crate) closed: AtomicBool,
     pub(crate) ready: Mutex<bool>,
@@ -97,13 +98,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new() -> Shared {
+    /// State for a new client with the builder's event sinks and callbacks.
+    pub(crate) fn new(
+        event_sinks: Vec<Sender<Event>>,
+        event_callbacks: Vec<EventCallback>,
+    ) -> Shared {
         Shared {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             version: AtomicU64::new(0),
             listeners: Mutex::new(Vec::new()),
-            event_sinks: Mutex::new(Vec::new()),
-            event_callbacks: Mutex::new(Vec::new()),
+            event_sinks: Mutex::new(event_sinks),
+            event_callbacks,
             next_listener: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             ready: Mutex::new(false),
@@ -558,12 +563,7 @@ pub(crate) fn dispatch_loop(shared: Arc<Shared>, rx: Receiver<Dispatch>) {
                     .unwrap_or_else(PoisonError::into_inner);
                 sinks.retain(|s| s.send(event.clone()).is_ok());
             }
-            let callbacks: Vec<EventCallback> = shared
-                .event_callbacks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            for f in callbacks {
+            for f in &shared.event_callbacks {
                 if catch_unwind(AssertUnwindSafe(|| f(&event))).is_err() {
                     shared.listener_panics.fetch_add(1, Ordering::Relaxed);
                     log::error!("an event callback panicked; the client keeps going");

@@ -462,17 +462,7 @@ impl ClientBuilder {
             .wall_clock(clock.wall_ms())
             .build();
         let mut core = apolloconf_core::Client::new(config, clock.now())?;
-        let shared = Arc::new(Shared::new());
-        shared
-            .event_sinks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(self.sinks.iter().cloned());
-        shared
-            .event_callbacks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(self.callbacks.0.iter().cloned());
+        let shared = Arc::new(Shared::new(self.sinks, self.callbacks.0));
 
         let cache = match (self.cache, core.cache_dir()) {
             (false, _) => None,

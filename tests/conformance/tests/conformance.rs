@@ -22,7 +22,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use runner::play::play;
-use runner::scenario::{Scenario, load_all};
+use runner::scenario::{ScenarioFile, load_all};
 use runner::subject::SubjectCmd;
 
 enum Verdict {
@@ -79,7 +79,7 @@ fn main() {
         std::process::exit(2);
     }
     let filter = std::env::var("APOLLOCONF_SCENARIO").unwrap_or_default();
-    let chosen: Vec<Scenario> = all
+    let chosen: Vec<ScenarioFile> = all
         .into_iter()
         .filter(|s| s.name.contains(filter.as_str()))
         .collect();
@@ -117,21 +117,20 @@ fn main() {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(sc) = chosen.get(i) else { break };
                 let t0 = Instant::now();
-                let verdict = if let Some(why) = sc.file.skip_for(&subject) {
+                let verdict = if let Some(why) = sc.skip_for(&subject) {
                     Verdict::Skip(why.to_string())
                 } else {
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        play(&sc.file, &cmd)
-                    }))
-                    .unwrap_or_else(|p| {
-                        let msg = p
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                            .unwrap_or_default();
-                        Err(format!("runner panicked: {msg}"))
-                    });
-                    match (r, sc.file.known_failure_for(&subject)) {
+                    let r =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| play(sc, &cmd)))
+                            .unwrap_or_else(|p| {
+                                let msg = p
+                                    .downcast_ref::<String>()
+                                    .cloned()
+                                    .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                                    .unwrap_or_default();
+                                Err(format!("runner panicked: {msg}"))
+                            });
+                    match (r, sc.known_failure_for(&subject)) {
                         (Ok(notes), None) => Verdict::Ok(notes),
                         (Ok(_), Some(why)) => Verdict::Fail(format!(
                             "marked known_failure for {subject} ({why}) but passes: remove the mark"

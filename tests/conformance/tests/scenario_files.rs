@@ -144,12 +144,12 @@ fn file_errors_name_the_file_and_the_step() {
     let p = write("ok", ok.clone());
     assert!(load_file(&p, "x/ok").is_ok());
     // The name must match the path.
-    let e = load_file(&p, "x/other").err().expect("name mismatch");
+    let e = load_file(&p, "x/other").expect_err("name mismatch");
     assert!(e.contains("x/other"), "{e}");
     let mut bad = ok.clone();
     bad["steps"] = json!([{"op": "start"}, {"op": "wait_ms", "msec": 5}]);
     let p = write("step", bad);
-    let e = load_file(&p, "x/ok").err().expect("bad step");
+    let e = load_file(&p, "x/ok").expect_err("bad step");
     assert!(
         e.contains("step.json") && e.contains("steps[1]") && e.contains("msec"),
         "{e}"
@@ -158,7 +158,7 @@ fn file_errors_name_the_file_and_the_step() {
     bad["server"] =
         json!({"setup": [{"op": "publish", "configurations": {"a": "1"}, "nmespace": "b"}]});
     let p = write("setup", bad);
-    let e = load_file(&p, "x/ok").err().expect("bad setup step");
+    let e = load_file(&p, "x/ok").expect_err("bad setup step");
     assert!(
         e.contains("server.setup[0]") && e.contains("nmespace"),
         "{e}"

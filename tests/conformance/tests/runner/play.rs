@@ -582,8 +582,6 @@ impl Run {
                     )));
                 }
             }
-        } else if c.namespace.is_some() {
-            return Err(Fatal("\"namespace\" is the namespace of \"values\"".into()));
         }
         if let Some(snap) = &c.snapshot {
             let r = self.call(json!({"cmd": "snapshot"})).map_err(Fatal)?;

@@ -938,12 +938,6 @@ fn check_step(step: &Step) -> Result<(), String> {
     }
 }
 
-/// A scenario read from its file, every step checked.
-pub struct Scenario {
-    pub name: String,
-    pub file: ScenarioFile,
-}
-
 fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let p = entry?.path();
@@ -956,8 +950,9 @@ fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()>
     Ok(())
 }
 
-/// Reads and checks one scenario file; `rel` is its name below the scenarios folder.
-pub fn load_file(path: &Path, rel: &str) -> Result<Scenario, String> {
+/// Reads and checks one scenario file (every step included); `rel` is its name below the
+/// scenarios folder.
+pub fn load_file(path: &Path, rel: &str) -> Result<ScenarioFile, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file: ScenarioFile =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -977,14 +972,11 @@ pub fn load_file(path: &Path, rel: &str) -> Result<Scenario, String> {
     for (i, step) in file.steps.iter().enumerate() {
         parse_step(step).map_err(|e| format!("{}: steps[{i}] {e}", path.display()))?;
     }
-    Ok(Scenario {
-        name: file.name.clone(),
-        file,
-    })
+    Ok(file)
 }
 
 /// Every scenario below `root`, sorted by name.
-pub fn load_all(root: &Path) -> Result<Vec<Scenario>, String> {
+pub fn load_all(root: &Path) -> Result<Vec<ScenarioFile>, String> {
     let mut files = Vec::new();
     collect(root, &mut files).map_err(|e| format!("{}: {e}", root.display()))?;
     files.sort();
