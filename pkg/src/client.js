@@ -494,6 +494,7 @@ export class ApolloClient {
   #deliver(ev, blobs) {
     switch (ev.type) {
       case 'change': {
+        if (ev.hits.length === 0) break;
         const event = { namespace: ev.namespace, releaseKey: ev.releaseKey ?? undefined, source: ev.source, changes: ev.changes.map((c) => ({ key: c.key, oldValue: c.oldValue ?? undefined, newValue: c.newValue ?? undefined, type: c.type })) };
         // The engine names the listeners the event is for, with the indexes of their changes.
         for (const [id, ...picked] of ev.hits) {
