@@ -364,11 +364,10 @@ export class ApolloClient {
       throw new TypeError(`apolloconf: ${e?.message ?? e}`);
     }
     client.#engine = engine;
-    client.#names = engine.namespaces();
-    for (const n of client.#names) client.#mirrorOf(n);
     for (const [id, sub] of client.#subs) engine.listen(id, sub.interest);
+    // The namespaces reach the mirror with the first drain (`start()`).
     if (cache) {
-      for (const ns of client.#names) await client.#restoreCache(ns);
+      for (const ns of engine.namespaces()) await client.#restoreCache(ns);
     }
     const ready = new Promise((resolve) => { client.#ready = resolve; });
     engine.start();
@@ -495,6 +494,7 @@ export class ApolloClient {
   #deliver(ev, blobs) {
     switch (ev.type) {
       case 'change': {
+        if (ev.hits.length === 0) break;
         const event = { namespace: ev.namespace, releaseKey: ev.releaseKey ?? undefined, source: ev.source, changes: ev.changes.map((c) => ({ key: c.key, oldValue: c.oldValue ?? undefined, newValue: c.newValue ?? undefined, type: c.type })) };
         // The engine names the listeners the event is for, with the indexes of their changes.
         for (const [id, ...picked] of ev.hits) {

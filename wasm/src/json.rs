@@ -83,6 +83,18 @@ fn field(out: &mut String, name: &str) {
     out.push(':');
 }
 
+/// `"name":"value"` in an object.
+fn text_field(out: &mut String, name: &str, value: &str) {
+    field(out, name);
+    string(out, value);
+}
+
+/// `"name":"value"` or `"name":null` in an object.
+fn opt_field(out: &mut String, name: &str, value: Option<&str>) {
+    field(out, name);
+    opt_string(out, value);
+}
+
 /// Start an element of an array: a comma unless it is the first.
 fn element(out: &mut String) {
     if !out.ends_with('[') {
@@ -93,14 +105,10 @@ fn element(out: &mut String) {
 fn change(out: &mut String, c: &Change) {
     element(out);
     out.push('{');
-    field(out, "key");
-    string(out, &c.key);
-    field(out, "oldValue");
-    opt_string(out, c.old.as_deref());
-    field(out, "newValue");
-    opt_string(out, c.new.as_deref());
-    field(out, "type");
-    string(out, c.kind.java_name());
+    text_field(out, "key", &c.key);
+    opt_field(out, "oldValue", c.old.as_deref());
+    opt_field(out, "newValue", c.new.as_deref());
+    text_field(out, "type", c.kind.java_name());
     out.push('}');
 }
 
@@ -130,14 +138,10 @@ fn hits(out: &mut String, interests: &[(u32, Interest)], ev: &ChangeEvent) {
 
 fn change_event(out: &mut String, interests: &[(u32, Interest)], ev: &ChangeEvent) {
     out.push('{');
-    field(out, "type");
-    string(out, "change");
-    field(out, "namespace");
-    string(out, &ev.namespace);
-    field(out, "releaseKey");
-    opt_string(out, ev.release_key.as_deref());
-    field(out, "source");
-    string(out, ev.source.as_str());
+    text_field(out, "type", "change");
+    text_field(out, "namespace", &ev.namespace);
+    opt_field(out, "releaseKey", ev.release_key.as_deref());
+    text_field(out, "source", ev.source.as_str());
     field(out, "changes");
     out.push('[');
     for c in &ev.changes {
@@ -180,14 +184,11 @@ pub fn drain<'e>(
             Event::PersistCache(w) if persist => {
                 element(&mut list);
                 list.push('{');
-                field(&mut list, "type");
-                string(&mut list, "persist");
-                field(&mut list, "namespace");
-                string(&mut list, &w.namespace);
-                field(&mut list, "fileName");
-                string(&mut list, &w.file_name);
-                field(&mut list, "path");
-                opt_string(&mut list, client.cache_path(&w.namespace).as_deref());
+                text_field(&mut list, "type", "persist");
+                text_field(&mut list, "namespace", &w.namespace);
+                text_field(&mut list, "fileName", &w.file_name);
+                let path = client.cache_path(&w.namespace);
+                opt_field(&mut list, "path", path.as_deref());
                 let _ = write!(list, ",\"bytes\":{}}}", blobs.len());
                 blobs.push(w.contents.as_slice());
             }
@@ -240,25 +241,19 @@ pub fn drain<'e>(
         m.values |= now_loaded;
         element(&mut ns_list);
         ns_list.push('{');
-        field(&mut ns_list, "name");
-        string(&mut ns_list, ns.name());
-        field(&mut ns_list, "releaseKey");
-        opt_string(&mut ns_list, ns.release_key());
-        field(&mut ns_list, "source");
-        string(&mut ns_list, ns.source().as_str());
-        field(&mut ns_list, "status");
-        string(&mut ns_list, ns.status().as_str());
+        text_field(&mut ns_list, "name", ns.name());
+        opt_field(&mut ns_list, "releaseKey", ns.release_key());
+        text_field(&mut ns_list, "source", ns.source().as_str());
+        text_field(&mut ns_list, "status", ns.status().as_str());
         if let (true, Some(content)) = (now_loaded, ns.content()) {
-            field(&mut ns_list, "content");
-            string(&mut ns_list, content);
+            text_field(&mut ns_list, "content", content);
         }
         if full {
             // Its first values: the wrapper held none, so the merged view only gains keys.
             field(&mut ns_list, "values");
             ns_list.push('{');
             for (k, v) in ns.properties() {
-                field(&mut ns_list, k);
-                string(&mut ns_list, v);
+                text_field(&mut ns_list, k, v);
                 changed.push(k.as_str());
             }
             ns_list.push('}');

@@ -163,6 +163,17 @@ fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
+/// The strings of array `key` (the wrapper has checked their types), None without one.
+fn strings(v: &Value, key: &str) -> Option<Vec<String>> {
+    let list = v.get(key)?.as_array()?;
+    Some(
+        list.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
 impl Options {
     /// The options, or the message of a `TypeError` (naming the option).
     fn parse(json: &str) -> Result<Options, String> {
@@ -170,19 +181,13 @@ impl Options {
         if !v.is_object() {
             return Err(String::from("options must be an object"));
         }
-        let namespaces = v.get("namespaces").and_then(Value::as_array).map(|list| {
-            list.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        });
         Ok(Options {
             app_id: text(&v, "appId").unwrap_or_default(),
             meta_server: text(&v, "metaServer"),
             config_server: text(&v, "configServer"),
             cluster: text(&v, "cluster"),
             data_center: text(&v, "dataCenter"),
-            namespaces,
+            namespaces: strings(&v, "namespaces"),
             label: text(&v, "label"),
             ip: text(&v, "ip"),
             secret: text(&v, "secret"),
@@ -416,20 +421,9 @@ impl WasmClient {
     /// Change events name the listeners they are for, with the changes each one gets.
     pub fn listen(&self, id: u32, interest: &str) -> Result<(), JsError> {
         let v: Value = serde_json::from_str(interest).map_err(|e| JsError::new(&e.to_string()))?;
-        let strings = |key: &str| -> Vec<String> {
-            v.get(key)
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
         let mut i = Interest::all()
-            .keys(strings("keys"))
-            .prefixes(strings("prefixes"));
+            .keys(strings(&v, "keys").unwrap_or_default())
+            .prefixes(strings(&v, "prefixes").unwrap_or_default());
         if let Some(ns) = v.get("namespace").and_then(Value::as_str) {
             i = i.namespace(ns);
         }
