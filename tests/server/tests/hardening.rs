@@ -28,22 +28,6 @@ fn publish_with(s: &TestServer, headers: &[(&str, &str)]) -> Resp {
     )
 }
 
-/// Sends a request with a `Host` header of our choosing.
-fn with_host(addr: SocketAddr, host: &str, method: &str, path: &str, body: &[u8]) -> Resp {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("write");
-    s.write_all(body).expect("write");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    parse_response(&raw).expect("response")
-}
-
 /// Web pages cannot use the admin API: no CORS answer, a foreign `Origin` or a
 /// cross-site fetch is refused, and so is a `Host` that is not this server's address
 /// (DNS rebinding). Node and other non-browser callers (no `Origin`) keep working.
@@ -96,11 +80,11 @@ fn admin_api_refuses_web_pages() {
         ("127.0.0.1".to_string(), 403),
         (format!("127.0.0.1:{}", port.wrapping_add(1)), 403),
     ] {
-        let r = with_host(s.addr(), &host, "GET", "/__admin/stats", b"");
+        let r = request(s.addr(), "GET", "/__admin/stats", &[("Host", &host)], None);
         assert_eq!(r.status, status, "Host: {host}");
     }
     // The Apollo endpoints do not care about Host.
-    let r = with_host(s.addr(), "evil.example", "GET", "/services/config", b"");
+    let r = get_h(&s, "/services/config", &[("Host", "evil.example")]);
     assert_eq!(r.status, 200);
 }
 
@@ -163,14 +147,15 @@ fn admin_token() {
             assert_eq!(r.header("www-authenticate"), Some("Bearer"));
         }
     }
-    let mut s2 = TcpStream::connect(s.addr()).expect("connect");
-    s2.write_all(
-        b"GET /__admin/stats HTTP/1.1\r\nHost: devbox.lan:8080\r\nAuthorization: Bearer t0ken\r\nConnection: close\r\n\r\n",
-    )
-    .expect("write");
-    let mut raw = Vec::new();
-    s2.read_to_end(&mut raw).expect("read");
-    assert_eq!(parse_response(&raw).expect("resp").status, 200);
+    let r = get_h(
+        &s,
+        "/__admin/stats",
+        &[
+            ("Host", "devbox.lan:8080"),
+            ("Authorization", "Bearer t0ken"),
+        ],
+    );
+    assert_eq!(r.status, 200);
     // Client endpoints need no token.
     assert_eq!(
         get(&s, "/configs/SampleApp/default/application").status,

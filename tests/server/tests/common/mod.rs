@@ -54,7 +54,8 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Sends one request (Connection: close) and reads the whole response.
+/// Sends one request (Connection: close) and reads the whole response. `Host` is `addr`
+/// unless `headers` has one.
 pub fn try_request(
     addr: SocketAddr,
     method: &str,
@@ -65,7 +66,11 @@ pub fn try_request(
 ) -> std::io::Result<Resp> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(timeout))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
+    head.push_str("Connection: close\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
