@@ -139,13 +139,7 @@ fn null_notification_is_a_500_null_pointer() {
         "[null]",
         "[{\"namespaceName\":\"application\",\"notificationId\":-1},null]",
     ] {
-        let r = get(
-            &s,
-            &format!(
-                "/notifications/v2?cluster=default&appId={A}&notifications={}",
-                enc(raw)
-            ),
-        );
+        let r = get(&s, &poll_path_raw(A, "default", raw));
         assert_eq!(r.status, 500, "{raw}: {}", r.text());
         let v = r.json();
         assert_eq!(v["exception"], "java.lang.NullPointerException");
@@ -168,15 +162,7 @@ fn gson_reads_quoted_ids_and_numeric_names() {
         .publish(A, "default", "application", [("k", "v")])
         .expect("publish")
         .message_id;
-    let poll = |raw: &str| {
-        get(
-            &s,
-            &format!(
-                "/notifications/v2?cluster=default&appId={A}&notifications={}",
-                enc(raw)
-            ),
-        )
-    };
+    let poll = |raw: &str| get(&s, &poll_path_raw(A, "default", raw));
     let r = poll("[{\"namespaceName\":\"application\",\"notificationId\":\"-1\"}]");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()[0]["notificationId"], id);
@@ -240,13 +226,7 @@ fn tomcat_rejects_bad_targets_and_long_heads() {
         assert_eq!(r.header("connection"), Some("close"));
     }
     // Encoded, the same characters are fine.
-    let r = get(
-        &s,
-        &format!(
-            "/notifications/v2?cluster=default&appId={A}&notifications={}",
-            notif(&[("application", -1)])
-        ),
-    );
+    let r = get(&s, &poll_path(A, "default", &[("application", -1)]));
     assert_eq!(r.status, 200);
     // `"`, `<`, `>` and spaces: hyper's own 400 (no page; README, differences).
     let r = get(&s, &format!("/configs/{A}/default/application?label=\"x\""));

@@ -162,22 +162,32 @@ pub fn enc(s: &str) -> String {
     out
 }
 
-/// The encoded `notifications` parameter for (name, id) pairs.
-pub fn notif(entries: &[(&str, i64)]) -> String {
+/// The `notifications` JSON for (name, id) pairs.
+fn notif_json(entries: &[(&str, i64)]) -> String {
     let items: Vec<String> = entries
         .iter()
         .map(|(n, id)| format!("{{\"namespaceName\":\"{n}\",\"notificationId\":{id}}}"))
         .collect();
-    enc(&format!("[{}]", items.join(",")))
+    format!("[{}]", items.join(","))
+}
+
+/// The encoded `notifications` parameter for (name, id) pairs.
+pub fn notif(entries: &[(&str, i64)]) -> String {
+    enc(&notif_json(entries))
 }
 
 /// `/notifications/v2?...` path for an app and cluster.
 pub fn poll_path(app: &str, cluster: &str, entries: &[(&str, i64)]) -> String {
+    poll_path_raw(app, cluster, &notif_json(entries))
+}
+
+/// `/notifications/v2?...` path whose `notifications` is this text (encoded here).
+pub fn poll_path_raw(app: &str, cluster: &str, notifications: &str) -> String {
     format!(
         "/notifications/v2?cluster={}&appId={}&notifications={}",
         enc(cluster),
         enc(app),
-        notif(entries)
+        enc(notifications)
     )
 }
 
