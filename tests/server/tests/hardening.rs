@@ -352,34 +352,29 @@ fn connection_limit() {
         .expect("write");
         held.push(c);
     }
+    let services = |addr| {
+        try_request(
+            addr,
+            "GET",
+            "/services/config",
+            &[],
+            None,
+            Duration::from_secs(5),
+        )
+    };
     let t = Instant::now();
     while s.admin().held_polls() < 4 {
         assert!(t.elapsed() < Duration::from_secs(10), "polls not held");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let r = try_request(
-        s.addr(),
-        "GET",
-        "/services/config",
-        &[],
-        None,
-        Duration::from_secs(5),
-    )
-    .expect("an answer");
+    let r = services(s.addr()).expect("an answer");
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.header("connection"), Some("close"));
     // One place freed: served again.
     drop(held.remove(0));
     let t = Instant::now();
     loop {
-        match try_request(
-            s.addr(),
-            "GET",
-            "/services/config",
-            &[],
-            None,
-            Duration::from_secs(5),
-        ) {
+        match services(s.addr()) {
             Ok(r) if r.status == 200 => break,
             other => {
                 assert!(t.elapsed() < Duration::from_secs(5), "{other:?}");
@@ -393,15 +388,7 @@ fn connection_limit() {
     let addr = b.addr("http").expect("addr");
     let _hold = TcpStream::connect(addr).expect("connect");
     std::thread::sleep(Duration::from_millis(100));
-    let r = try_request(
-        addr,
-        "GET",
-        "/services/config",
-        &[],
-        None,
-        Duration::from_secs(5),
-    )
-    .expect("an answer");
+    let r = services(addr).expect("an answer");
     assert_eq!(r.status, 503);
 }
 
