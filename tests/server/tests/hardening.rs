@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -198,24 +198,16 @@ fn admin_token() {
 /// `listening` line; one given with `--admin-token` is not printed.
 #[test]
 fn binary_prints_a_made_up_token() {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apolloconf-testserver"))
-        .args(["--port", "0", "--host", "0.0.0.0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let (mut first, mut second) = (String::new(), String::new());
-    out.read_line(&mut first).expect("read");
-    out.read_line(&mut second).expect("read");
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut open = Binary::start(["--port", "0", "--host", "0.0.0.0"]);
+    let second = open.next_line();
+    let first = &open.first_line;
     assert!(first.starts_with("listening http://0.0.0.0:"), "{first}");
     let token = second
         .trim_end()
         .strip_prefix("admin token ")
         .expect(&second);
     assert_eq!(token.len(), 32);
-    let given = Binary::start(["--port", "0", "--admin-token", "mine"]);
+    let mut given = Binary::start(["--port", "0", "--admin-token", "mine"]);
     let addr = given.addr("http").expect("addr");
     assert_eq!(
         request(addr, "GET", "/__admin/stats", &[], None).status,
@@ -232,6 +224,10 @@ fn binary_prints_a_made_up_token() {
         .status,
         200
     );
+    // Nothing after the `listening` line.
+    let _ = given.child.kill();
+    let _ = given.child.wait();
+    assert_eq!(given.next_line(), "");
 }
 
 /// An `oversized` fault never allocates its body: a huge `bytes` is cut to

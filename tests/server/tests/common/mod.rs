@@ -203,6 +203,7 @@ pub struct Binary {
     pub child: std::process::Child,
     /// The first line it printed (`listening http://127.0.0.1:PORT` when it started).
     pub first_line: String,
+    out: std::io::BufReader<std::process::ChildStdout>,
 }
 
 impl Binary {
@@ -211,17 +212,28 @@ impl Binary {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        use std::io::{BufRead, BufReader};
+        use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apolloconf-testserver"))
             .args(args)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("spawn");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
         let mut first_line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut first_line)
-            .expect("read");
-        Binary { child, first_line }
+        out.read_line(&mut first_line).expect("read");
+        Binary {
+            child,
+            first_line,
+            out,
+        }
+    }
+
+    /// The next line it prints (waits for it; empty once its output ended).
+    pub fn next_line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.out.read_line(&mut line).expect("read");
+        line
     }
 
     /// The address after `listening {scheme}://` on the first line.
