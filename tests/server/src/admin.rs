@@ -64,7 +64,8 @@ fn ok_json<T: Serialize>(v: &T) -> Resp {
     }
 }
 
-fn err(status: u16, msg: &str) -> Resp {
+/// An admin API error: `{"error": msg}`.
+pub(crate) fn err(status: u16, msg: &str) -> Resp {
     let body = serde_json::json!({ "error": msg }).to_string();
     reply(status, Some(ADMIN_JSON), body)
 }

@@ -297,30 +297,12 @@ pub fn tomcat_rejects<B>(req: &hyper::Request<B>, max_head: usize) -> bool {
     if query.is_some_and(|q| !q.bytes().all(query_ok)) {
         return true;
     }
-    for seg in path.split('/') {
-        let bytes = seg.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%' {
-                let (Some(h), Some(l)) = (
-                    bytes.get(i + 1).and_then(|&b| hex(b)),
-                    bytes.get(i + 2).and_then(|&b| hex(b)),
-                ) else {
-                    return true;
-                };
-                if matches!(h * 16 + l, b'/' | b'\\' | 0) {
-                    return true;
-                }
-                i += 3;
-            } else {
-                i += 1;
-            }
-        }
-        if matches!(path_decode(seg).as_deref(), Some("." | "..")) {
-            return true;
-        }
-    }
-    false
+    // Unencoded, `\` and NUL were refused above (and `/` splits), so finding one decoded
+    // means it was encoded.
+    path.split('/').any(|seg| match path_decode(seg) {
+        None => true,
+        Some(d) => d == "." || d == ".." || d.contains(['/', '\\', '\0']),
+    })
 }
 
 /// Content type of a static file by extension.
@@ -355,5 +337,42 @@ mod tests {
         assert_eq!(param(&q, "bad"), None);
         assert_eq!(q.len(), 4, "{q:?}");
         assert_eq!(param(&q, "ok"), Some("é"));
+    }
+
+    #[test]
+    fn tomcat_path_rules() {
+        let rejects = |path: &str| {
+            let req = hyper::Request::builder()
+                .uri(path)
+                .body(())
+                .expect("request");
+            tomcat_rejects(&req, 10_240)
+        };
+        for bad in [
+            "/a/%2F",
+            "/a/%2fb",
+            "/a/%5C",
+            "/a/%5c",
+            "/a/%00",
+            "/a/%zz",
+            "/a/%2",
+            "/a/%2e",
+            "/a/%2E%2e/b",
+            "/a/./b",
+            "/a/../b",
+        ] {
+            assert!(rejects(bad), "{bad}");
+        }
+        for ok in [
+            "/a/b",
+            "/a/%2e%2e%2e",
+            "/a/%C0%AF",
+            "/a/.b",
+            "/a/%20",
+            "/a//b",
+            "/",
+        ] {
+            assert!(!rejects(ok), "{ok}");
+        }
     }
 }

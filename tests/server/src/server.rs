@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::AbortHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admin::err as admin_err;
 use crate::http_util::{
     ErrorPage, JSON, Resp, TEXT, bad_request, exception_error, json, method_not_supported,
     missing_parameter, param, parse_query, path_decode, reply, spring_error, static_content_type,
@@ -630,21 +631,16 @@ type Answer = hyper::Response<Either<Full<Bytes>, PadBody>>;
 /// refused either way.
 fn admin_guard(inst: &Instance, req: &Request<Incoming>) -> Result<(), Resp> {
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
-    let refuse = |status: u16, why: &str| {
-        let body = serde_json::json!({ "error": why }).to_string();
-        Err(reply(status, Some("application/json"), body))
-    };
     match &inst.opts.admin_token {
         Some(token) => {
             let given = header("authorization")
                 .and_then(|a| a.strip_prefix("Bearer "))
                 .unwrap_or("");
             if !same_secret(given.trim().as_bytes(), token.as_bytes()) {
-                let mut r = refuse(
+                let mut r = admin_err(
                     401,
                     "the admin API needs Authorization: Bearer <admin token>",
-                )
-                .unwrap_err();
+                );
                 r.headers_mut().insert(
                     hyper::header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer"),
@@ -654,10 +650,10 @@ fn admin_guard(inst: &Instance, req: &Request<Incoming>) -> Result<(), Resp> {
         }
         None => {
             if !host_is_this_instance(inst, header("host")) {
-                return refuse(
+                return Err(admin_err(
                     403,
                     "the admin API answers only requests whose Host is this server's address (127.0.0.1:PORT or localhost:PORT)",
-                );
+                ));
             }
         }
     }
@@ -665,12 +661,18 @@ fn admin_guard(inst: &Instance, req: &Request<Incoming>) -> Result<(), Resp> {
         let own = header("host")
             .is_some_and(|h| origin.eq_ignore_ascii_case(&format!("{}://{h}", inst.scheme())));
         if !own {
-            return refuse(403, "the admin API refuses requests from other origins");
+            return Err(admin_err(
+                403,
+                "the admin API refuses requests from other origins",
+            ));
         }
     }
     if let Some(site) = header("sec-fetch-site") {
         if !matches!(site, "same-origin" | "none") {
-            return refuse(403, "the admin API refuses requests from other sites");
+            return Err(admin_err(
+                403,
+                "the admin API refuses requests from other sites",
+            ));
         }
     }
     Ok(())

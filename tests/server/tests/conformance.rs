@@ -672,13 +672,7 @@ fn invalid_notifications_400() {
         "{}",
         "[1]",
     ] {
-        let r = get(
-            &s,
-            &format!(
-                "/notifications/v2?cluster=default&appId={A}&notifications={}",
-                enc(raw)
-            ),
-        );
+        let r = get(&s, &poll_path_raw(A, "default", raw));
         assert_eq!(r.status, 400, "{raw}");
         assert!(
             r.text().contains("invalid notifications format"),

@@ -139,13 +139,7 @@ fn null_notification_is_a_500_null_pointer() {
         "[null]",
         "[{\"namespaceName\":\"application\",\"notificationId\":-1},null]",
     ] {
-        let r = get(
-            &s,
-            &format!(
-                "/notifications/v2?cluster=default&appId={A}&notifications={}",
-                enc(raw)
-            ),
-        );
+        let r = get(&s, &poll_path_raw(A, "default", raw));
         assert_eq!(r.status, 500, "{raw}: {}", r.text());
         let v = r.json();
         assert_eq!(v["exception"], "java.lang.NullPointerException");
@@ -168,15 +162,7 @@ fn gson_reads_quoted_ids_and_numeric_names() {
         .publish(A, "default", "application", [("k", "v")])
         .expect("publish")
         .message_id;
-    let poll = |raw: &str| {
-        get(
-            &s,
-            &format!(
-                "/notifications/v2?cluster=default&appId={A}&notifications={}",
-                enc(raw)
-            ),
-        )
-    };
+    let poll = |raw: &str| get(&s, &poll_path_raw(A, "default", raw));
     let r = poll("[{\"namespaceName\":\"application\",\"notificationId\":\"-1\"}]");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()[0]["notificationId"], id);
@@ -240,13 +226,7 @@ fn tomcat_rejects_bad_targets_and_long_heads() {
         assert_eq!(r.header("connection"), Some("close"));
     }
     // Encoded, the same characters are fine.
-    let r = get(
-        &s,
-        &format!(
-            "/notifications/v2?cluster=default&appId={A}&notifications={}",
-            notif(&[("application", -1)])
-        ),
-    );
+    let r = get(&s, &poll_path(A, "default", &[("application", -1)]));
     assert_eq!(r.status, 200);
     // `"`, `<`, `>` and spaces: hyper's own 400 (no page; README, differences).
     let r = get(&s, &format!("/configs/{A}/default/application?label=\"x\""));
@@ -453,29 +433,30 @@ fn immediate_answer_in_hash_set_order() {
             .publish(A, "default", n, [("k", n)])
             .expect("publish");
     }
+    // The namespaces of the immediate answer to a poll of `entries`, in its order.
+    let answer_order = |entries: &[(&str, i64)]| -> Vec<String> {
+        let v = get(&s, &poll_path(A, "default", entries)).json();
+        v.as_array()
+            .expect("list")
+            .iter()
+            .map(|n| n["namespaceName"].as_str().expect("name").to_string())
+            .collect()
+    };
     let entries: Vec<(&str, i64)> = names.iter().map(|n| (*n, -1)).collect();
-    let v = get(&s, &poll_path(A, "default", &entries)).json();
-    let got: Vec<&str> = v
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|n| n["namespaceName"].as_str().expect("name"))
-        .collect();
     // A java.util.HashMap (16 slots) copied into Guava's newHashSetWithExpectedSize(5)
     // (8 slots): slot 0 holds epsilon and delta (slots 0 and 8 of the first map), slot 6
     // beta and gamma, slot 7 alpha.
-    assert_eq!(got, ["epsilon", "delta", "beta", "gamma", "alpha"]);
+    assert_eq!(
+        answer_order(&entries),
+        ["epsilon", "delta", "beta", "gamma", "alpha"]
+    );
     // beta and gamma share a slot in both maps: between them, the request order counts.
     let mut reversed = entries.clone();
     reversed.reverse();
-    let v = get(&s, &poll_path(A, "default", &reversed)).json();
-    let got: Vec<&str> = v
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|n| n["namespaceName"].as_str().expect("name"))
-        .collect();
-    assert_eq!(got, ["epsilon", "delta", "gamma", "beta", "alpha"]);
+    assert_eq!(
+        answer_order(&reversed),
+        ["epsilon", "delta", "gamma", "beta", "alpha"]
+    );
 }
 
 /// Item 13: Spring Security's headers are on every answer that gets past Tomcat.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -26,22 +26,6 @@ fn publish_with(s: &TestServer, headers: &[(&str, &str)]) -> Resp {
         &h,
         Some(b"{\"configurations\":{\"k\":\"v\"}}"),
     )
-}
-
-/// Sends a request with a `Host` header of our choosing.
-fn with_host(addr: SocketAddr, host: &str, method: &str, path: &str, body: &[u8]) -> Resp {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("write");
-    s.write_all(body).expect("write");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    parse_response(&raw).expect("response")
 }
 
 /// Web pages cannot use the admin API: no CORS answer, a foreign `Origin` or a
@@ -96,11 +80,11 @@ fn admin_api_refuses_web_pages() {
         ("127.0.0.1".to_string(), 403),
         (format!("127.0.0.1:{}", port.wrapping_add(1)), 403),
     ] {
-        let r = with_host(s.addr(), &host, "GET", "/__admin/stats", b"");
+        let r = request(s.addr(), "GET", "/__admin/stats", &[("Host", &host)], None);
         assert_eq!(r.status, status, "Host: {host}");
     }
     // The Apollo endpoints do not care about Host.
-    let r = with_host(s.addr(), "evil.example", "GET", "/services/config", b"");
+    let r = get_h(&s, "/services/config", &[("Host", "evil.example")]);
     assert_eq!(r.status, 200);
 }
 
@@ -163,14 +147,15 @@ fn admin_token() {
             assert_eq!(r.header("www-authenticate"), Some("Bearer"));
         }
     }
-    let mut s2 = TcpStream::connect(s.addr()).expect("connect");
-    s2.write_all(
-        b"GET /__admin/stats HTTP/1.1\r\nHost: devbox.lan:8080\r\nAuthorization: Bearer t0ken\r\nConnection: close\r\n\r\n",
-    )
-    .expect("write");
-    let mut raw = Vec::new();
-    s2.read_to_end(&mut raw).expect("read");
-    assert_eq!(parse_response(&raw).expect("resp").status, 200);
+    let r = get_h(
+        &s,
+        "/__admin/stats",
+        &[
+            ("Host", "devbox.lan:8080"),
+            ("Authorization", "Bearer t0ken"),
+        ],
+    );
+    assert_eq!(r.status, 200);
     // Client endpoints need no token.
     assert_eq!(
         get(&s, "/configs/SampleApp/default/application").status,
@@ -213,24 +198,16 @@ fn admin_token() {
 /// `listening` line; one given with `--admin-token` is not printed.
 #[test]
 fn binary_prints_a_made_up_token() {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apolloconf-testserver"))
-        .args(["--port", "0", "--host", "0.0.0.0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let (mut first, mut second) = (String::new(), String::new());
-    out.read_line(&mut first).expect("read");
-    out.read_line(&mut second).expect("read");
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut open = Binary::start(["--port", "0", "--host", "0.0.0.0"]);
+    let second = open.next_line();
+    let first = &open.first_line;
     assert!(first.starts_with("listening http://0.0.0.0:"), "{first}");
     let token = second
         .trim_end()
         .strip_prefix("admin token ")
         .expect(&second);
     assert_eq!(token.len(), 32);
-    let given = Binary::start(["--port", "0", "--admin-token", "mine"]);
+    let mut given = Binary::start(["--port", "0", "--admin-token", "mine"]);
     let addr = given.addr("http").expect("addr");
     assert_eq!(
         request(addr, "GET", "/__admin/stats", &[], None).status,
@@ -247,6 +224,10 @@ fn binary_prints_a_made_up_token() {
         .status,
         200
     );
+    // Nothing after the `listening` line.
+    let _ = given.child.kill();
+    let _ = given.child.wait();
+    assert_eq!(given.next_line(), "");
 }
 
 /// An `oversized` fault never allocates its body: a huge `bytes` is cut to
@@ -367,34 +348,29 @@ fn connection_limit() {
         .expect("write");
         held.push(c);
     }
+    let services = |addr| {
+        try_request(
+            addr,
+            "GET",
+            "/services/config",
+            &[],
+            None,
+            Duration::from_secs(5),
+        )
+    };
     let t = Instant::now();
     while s.admin().held_polls() < 4 {
         assert!(t.elapsed() < Duration::from_secs(10), "polls not held");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let r = try_request(
-        s.addr(),
-        "GET",
-        "/services/config",
-        &[],
-        None,
-        Duration::from_secs(5),
-    )
-    .expect("an answer");
+    let r = services(s.addr()).expect("an answer");
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.header("connection"), Some("close"));
     // One place freed: served again.
     drop(held.remove(0));
     let t = Instant::now();
     loop {
-        match try_request(
-            s.addr(),
-            "GET",
-            "/services/config",
-            &[],
-            None,
-            Duration::from_secs(5),
-        ) {
+        match services(s.addr()) {
             Ok(r) if r.status == 200 => break,
             other => {
                 assert!(t.elapsed() < Duration::from_secs(5), "{other:?}");
@@ -408,15 +384,7 @@ fn connection_limit() {
     let addr = b.addr("http").expect("addr");
     let _hold = TcpStream::connect(addr).expect("connect");
     std::thread::sleep(Duration::from_millis(100));
-    let r = try_request(
-        addr,
-        "GET",
-        "/services/config",
-        &[],
-        None,
-        Duration::from_secs(5),
-    )
-    .expect("an answer");
+    let r = services(addr).expect("an answer");
     assert_eq!(r.status, 503);
 }
 

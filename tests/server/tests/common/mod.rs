@@ -54,7 +54,8 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Sends one request (Connection: close) and reads the whole response.
+/// Sends one request (Connection: close) and reads the whole response. `Host` is `addr`
+/// unless `headers` has one.
 pub fn try_request(
     addr: SocketAddr,
     method: &str,
@@ -65,7 +66,11 @@ pub fn try_request(
 ) -> std::io::Result<Resp> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(timeout))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
+    head.push_str("Connection: close\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -157,22 +162,32 @@ pub fn enc(s: &str) -> String {
     out
 }
 
-/// The encoded `notifications` parameter for (name, id) pairs.
-pub fn notif(entries: &[(&str, i64)]) -> String {
+/// The `notifications` JSON for (name, id) pairs.
+fn notif_json(entries: &[(&str, i64)]) -> String {
     let items: Vec<String> = entries
         .iter()
         .map(|(n, id)| format!("{{\"namespaceName\":\"{n}\",\"notificationId\":{id}}}"))
         .collect();
-    enc(&format!("[{}]", items.join(",")))
+    format!("[{}]", items.join(","))
+}
+
+/// The encoded `notifications` parameter for (name, id) pairs.
+pub fn notif(entries: &[(&str, i64)]) -> String {
+    enc(&notif_json(entries))
 }
 
 /// `/notifications/v2?...` path for an app and cluster.
 pub fn poll_path(app: &str, cluster: &str, entries: &[(&str, i64)]) -> String {
+    poll_path_raw(app, cluster, &notif_json(entries))
+}
+
+/// `/notifications/v2?...` path whose `notifications` is this text (encoded here).
+pub fn poll_path_raw(app: &str, cluster: &str, notifications: &str) -> String {
     format!(
         "/notifications/v2?cluster={}&appId={}&notifications={}",
         enc(cluster),
         enc(app),
-        notif(entries)
+        enc(notifications)
     )
 }
 
@@ -188,6 +203,7 @@ pub struct Binary {
     pub child: std::process::Child,
     /// The first line it printed (`listening http://127.0.0.1:PORT` when it started).
     pub first_line: String,
+    out: std::io::BufReader<std::process::ChildStdout>,
 }
 
 impl Binary {
@@ -196,17 +212,28 @@ impl Binary {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        use std::io::{BufRead, BufReader};
+        use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apolloconf-testserver"))
             .args(args)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("spawn");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
         let mut first_line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut first_line)
-            .expect("read");
-        Binary { child, first_line }
+        out.read_line(&mut first_line).expect("read");
+        Binary {
+            child,
+            first_line,
+            out,
+        }
+    }
+
+    /// The next line it prints (waits for it; empty once its output ended).
+    pub fn next_line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.out.read_line(&mut line).expect("read");
+        line
     }
 
     /// The address after `listening {scheme}://` on the first line.
