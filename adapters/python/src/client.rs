@@ -135,14 +135,6 @@ fn typed<'py, T: IntoPyObject<'py>>(
     }
 }
 
-fn error_object<'py>(py: Python<'py>, e: &apolloconf::ClientError) -> PyResult<Bound<'py, PyAny>> {
-    let ty = py.import("apolloconf.errors")?.getattr("ApolloError")?;
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("namespace", e.namespace.as_deref())?;
-    kwargs.set_item("url", e.url.as_deref())?;
-    ty.call((e.to_string(), None::<&str>, e.cause.code()), Some(&kwargs))
-}
-
 #[pymethods]
 impl Client {
     #[new]
@@ -253,7 +245,7 @@ impl Client {
             b = b.on_event(move |event: &Event| {
                 let Event::Error(e) = event else { return };
                 let _ = Python::try_attach(|py| {
-                    let r = error_object(py, e).and_then(|err| cb.call1(py, (err,)));
+                    let r = convert::client_exception(py, e).and_then(|err| cb.call1(py, (err,)));
                     if let Err(err) = r {
                         log::error!("the on_error callback failed: {}", describe(py, &err));
                     }
@@ -383,7 +375,7 @@ impl Client {
     fn namespace(&self, py: Python<'_>, name: &str) -> PyResult<Namespace> {
         match self.inner.namespace(name) {
             Some(n) => Ok(Namespace { inner: n }),
-            None => Err(not_watched(py, name)),
+            None => Err(convert::not_watched(py, name)),
         }
     }
 
@@ -556,23 +548,6 @@ impl Drop for Client {
             // Not attached (interpreter gone): nothing can wait for it.
             self.inner.close();
         }
-    }
-}
-
-fn not_watched(py: Python<'_>, name: &str) -> PyErr {
-    let made = py
-        .import("apolloconf.errors")
-        .and_then(|m| m.getattr("NotWatchedError"))
-        .and_then(|t| {
-            t.call1((
-                format!("namespace {name:?} is not watched"),
-                None::<&str>,
-                "NOT_FOUND",
-            ))
-        });
-    match made {
-        Ok(v) => PyErr::from_value(v),
-        Err(e) => e,
     }
 }
 
