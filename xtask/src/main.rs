@@ -10,6 +10,7 @@
 mod python;
 mod step;
 mod wasm;
+mod workspace;
 
 use std::process::ExitCode;
 
