@@ -6,8 +6,8 @@
 //! `{target}/python-wheels/`; the abi3 import check unpacks it into
 //! `{target}/python-abi3-check/`.
 
-use crate::step::{Runner, cargo, cmd};
-use crate::workspace::{cargo_cmd, root, s, target_dir};
+use crate::step::{Runner, cmd};
+use crate::workspace::{build_test_server, cargo_cmd, root, s, target_dir, test_server};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -30,10 +30,6 @@ fn crate_dir() -> PathBuf {
 
 fn wheel_dir() -> PathBuf {
     target_dir().join("python-wheels")
-}
-
-fn test_server() -> PathBuf {
-    target_dir().join("debug").join("apolloconf-testserver")
 }
 
 /// The virtualenv with the tools, made (or refreshed) when its stamp differs.
@@ -225,9 +221,7 @@ fn prepare(r: &mut Runner) -> Option<PathBuf> {
     }) {
         return None;
     }
-    if !r.step("python: build the test server", || {
-        cargo(&["build", "-p", "apolloconf-testserver"])
-    }) {
+    if !r.step("python: build the test server", build_test_server) {
         return None;
     }
     Some(wheel)

@@ -1,6 +1,6 @@
 //! The workspace's folders and its cargo, shared by the task modules.
 
-use crate::step::{Cmd, cmd, project_root};
+use crate::step::{Cmd, cargo, cmd, project_root};
 use std::path::{Path, PathBuf};
 
 /// The workspace root (`.` when it cannot be told).
@@ -31,4 +31,14 @@ pub fn cargo_cmd(args: &[&str]) -> Cmd {
         &std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
         args,
     )
+}
+
+/// The test server binary that [`build_test_server`] makes.
+pub fn test_server() -> PathBuf {
+    target_dir().join("debug").join("apolloconf-testserver")
+}
+
+/// `cargo build -p apolloconf-testserver` (the hosts' tests start it as a child process).
+pub fn build_test_server() -> bool {
+    cargo(&["build", "-p", "apolloconf-testserver"])
 }
