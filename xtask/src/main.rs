@@ -10,6 +10,7 @@
 mod python;
 mod step;
 mod wasm;
+mod workspace;
 
 use std::process::ExitCode;
 
@@ -90,44 +91,24 @@ fn bench() -> ExitCode {
         fault_simulation(2_000)
     });
     r.step("test server: 10,000 held long polls, one publish", || {
-        cargo(&[
-            "run",
-            "--release",
-            "-p",
-            "apolloconf-testserver",
-            "--example",
-            "scale",
-        ])
+        release_example("apolloconf-testserver", "scale")
     });
     r.step(
         "test server: admin publish of 10,000 to 100,000 keys",
-        || {
-            cargo(&[
-                "run",
-                "--release",
-                "-p",
-                "apolloconf-testserver",
-                "--example",
-                "publish",
-            ])
-        },
+        || release_example("apolloconf-testserver", "publish"),
     );
     r.step(
         "native client: publish-to-listener latency and start-up times",
-        || {
-            cargo(&[
-                "run",
-                "--release",
-                "-p",
-                "apolloconf",
-                "--example",
-                "measure",
-            ])
-        },
+        || release_example("apolloconf", "measure"),
     );
     wasm::bench(&mut r);
     python::bench(&mut r);
     r.finish()
+}
+
+/// `cargo run --release -p PACKAGE --example EXAMPLE` (an example that prints numbers).
+fn release_example(package: &str, example: &str) -> bool {
+    cargo(&["run", "--release", "-p", package, "--example", example])
 }
 
 /// The core's seeded fault simulation in a release build, printing its numbers.

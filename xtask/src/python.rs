@@ -6,7 +6,8 @@
 //! `{target}/python-wheels/`; the abi3 import check unpacks it into
 //! `{target}/python-abi3-check/`.
 
-use crate::step::{Runner, cargo, cmd, project_root};
+use crate::step::{Runner, cmd};
+use crate::workspace::{build_test_server, cargo_cmd, root, s, target_dir, test_server};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,25 +15,6 @@ use std::process::ExitCode;
 const TOOLS: &[&str] = &["maturin>=1.9,<2", "pytest>=8,<10", "Django>=4.2,<6"];
 /// The interpreters the abi3 import check tries besides the venv's: pyenv's, when present.
 const PYENV_VERSIONS: &[&str] = &["3.9", "3.10", "3.11", "3.12", "3.13", "3.14"];
-
-fn root() -> PathBuf {
-    project_root().unwrap_or_else(|| PathBuf::from("."))
-}
-
-/// The workspace target directory (honours `CARGO_TARGET_DIR` as cargo does).
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => {
-            let d = PathBuf::from(d);
-            if d.is_absolute() { d } else { root().join(d) }
-        }
-        _ => root().join("target"),
-    }
-}
-
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
 
 fn venv() -> PathBuf {
     target_dir().join("python-venv")
@@ -48,10 +30,6 @@ fn crate_dir() -> PathBuf {
 
 fn wheel_dir() -> PathBuf {
     target_dir().join("python-wheels")
-}
-
-fn test_server() -> PathBuf {
-    target_dir().join("debug").join("apolloconf-testserver")
 }
 
 /// The virtualenv with the tools, made (or refreshed) when its stamp differs.
@@ -208,17 +186,14 @@ fn conformance() -> bool {
         s(&venv_python()),
         s(&crate_dir().join("tests").join("conformance_subject.py"))
     );
-    cmd(
-        &std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
-        &[
-            "test",
-            "-q",
-            "-p",
-            "apolloconf-conformance",
-            "--test",
-            "conformance",
-        ],
-    )
+    cargo_cmd(&[
+        "test",
+        "-q",
+        "-p",
+        "apolloconf-conformance",
+        "--test",
+        "conformance",
+    ])
     .env("APOLLOCONF_SUBJECT", "python")
     .env("APOLLOCONF_SUBJECT_CMD", &line)
     .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -246,9 +221,7 @@ fn prepare(r: &mut Runner) -> Option<PathBuf> {
     }) {
         return None;
     }
-    if !r.step("python: build the test server", || {
-        cargo(&["build", "-p", "apolloconf-testserver"])
-    }) {
+    if !r.step("python: build the test server", build_test_server) {
         return None;
     }
     Some(wheel)

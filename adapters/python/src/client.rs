@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use apolloconf::{ClientBuilder, Env, Event, Interest, ServerSource, Timing};
+use pyo3::IntoPyObjectExt;
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -115,12 +116,23 @@ fn timing(py: Python<'_>, v: Option<&Bound<'_, PyDict>>) -> PyResult<Timing> {
     Ok(t)
 }
 
-fn error_object<'py>(py: Python<'py>, e: &apolloconf::ClientError) -> PyResult<Bound<'py, PyAny>> {
-    let ty = py.import("apolloconf.errors")?.getattr("ApolloError")?;
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("namespace", e.namespace.as_deref())?;
-    kwargs.set_item("url", e.url.as_deref())?;
-    ty.call((e.to_string(), None::<&str>, e.cause.code()), Some(&kwargs))
+/// A typed read as a Python object: `parsed` is `None` when the key is absent (gives
+/// `default`) and `Some(None)` when its value does not parse (logged, gives `default`).
+fn typed<'py, T: IntoPyObject<'py>>(
+    py: Python<'py>,
+    key: &str,
+    parsed: Option<Option<T>>,
+    what: &str,
+    default: Option<Py<PyAny>>,
+) -> Py<PyAny> {
+    match parsed {
+        Some(Some(v)) => v.into_py_any(py).unwrap_or_else(|_| py.None()),
+        Some(None) => {
+            log::warn!("value of {key:?} is not {what}; using the default");
+            default.unwrap_or_else(|| py.None())
+        }
+        None => default.unwrap_or_else(|| py.None()),
+    }
 }
 
 #[pymethods]
@@ -233,7 +245,7 @@ impl Client {
             b = b.on_event(move |event: &Event| {
                 let Event::Error(e) = event else { return };
                 let _ = Python::try_attach(|py| {
-                    let r = error_object(py, e).and_then(|err| cb.call1(py, (err,)));
+                    let r = convert::client_exception(py, e).and_then(|err| cb.call1(py, (err,)));
                     if let Err(err) = r {
                         log::error!("the on_error callback failed: {}", describe(py, &err));
                     }
@@ -322,34 +334,16 @@ impl Client {
     /// an integer is logged and gives `default`.
     #[pyo3(signature = (key, default=None))]
     fn get_int(&self, py: Python<'_>, key: &str, default: Option<Py<PyAny>>) -> Py<PyAny> {
-        let snap = self.inner.snapshot();
-        match snap.get_as::<i64>(key) {
-            Some(Ok(v)) => v
-                .into_pyobject(py)
-                .map_or_else(|_| py.None(), |v| v.into_any().unbind()),
-            Some(Err(_)) => {
-                log::warn!("value of {key:?} is not an integer; using the default");
-                default.unwrap_or_else(|| py.None())
-            }
-            None => default.unwrap_or_else(|| py.None()),
-        }
+        let parsed = self.inner.snapshot().get_as::<i64>(key).map(Result::ok);
+        typed(py, key, parsed, "an integer", default)
     }
 
     /// A float (surrounding blanks ignored), `default` when absent; a value that is not a
     /// number is logged and gives `default`.
     #[pyo3(signature = (key, default=None))]
     fn get_float(&self, py: Python<'_>, key: &str, default: Option<Py<PyAny>>) -> Py<PyAny> {
-        let snap = self.inner.snapshot();
-        match snap.get_as::<f64>(key) {
-            Some(Ok(v)) => v
-                .into_pyobject(py)
-                .map_or_else(|_| py.None(), |v| v.into_any().unbind()),
-            Some(Err(_)) => {
-                log::warn!("value of {key:?} is not a number; using the default");
-                default.unwrap_or_else(|| py.None())
-            }
-            None => default.unwrap_or_else(|| py.None()),
-        }
+        let parsed = self.inner.snapshot().get_as::<f64>(key).map(Result::ok);
+        typed(py, key, parsed, "a number", default)
     }
 
     /// `true`/`false` (any case, blanks ignored), `default` when absent; anything else is
@@ -357,16 +351,8 @@ impl Client {
     #[pyo3(signature = (key, default=None))]
     fn get_bool(&self, py: Python<'_>, key: &str, default: Option<Py<PyAny>>) -> Py<PyAny> {
         let snap = self.inner.snapshot();
-        match (snap.get(key).is_some(), snap.get_bool(key)) {
-            (_, Some(b)) => b
-                .into_pyobject(py)
-                .map_or_else(|_| py.None(), |v| v.to_owned().into_any().unbind()),
-            (true, None) => {
-                log::warn!("value of {key:?} is not true or false; using the default");
-                default.unwrap_or_else(|| py.None())
-            }
-            (false, None) => default.unwrap_or_else(|| py.None()),
-        }
+        let parsed = snap.get(key).map(|_| snap.get_bool(key));
+        typed(py, key, parsed, "true or false", default)
     }
 
     /// The value split on `delimiter`, parts trimmed, empty parts dropped; `default` when
@@ -389,7 +375,7 @@ impl Client {
     fn namespace(&self, py: Python<'_>, name: &str) -> PyResult<Namespace> {
         match self.inner.namespace(name) {
             Some(n) => Ok(Namespace { inner: n }),
-            None => Err(not_watched(py, name)),
+            None => Err(convert::not_watched(py, name)),
         }
     }
 
@@ -562,23 +548,6 @@ impl Drop for Client {
             // Not attached (interpreter gone): nothing can wait for it.
             self.inner.close();
         }
-    }
-}
-
-fn not_watched(py: Python<'_>, name: &str) -> PyErr {
-    let made = py
-        .import("apolloconf.errors")
-        .and_then(|m| m.getattr("NotWatchedError"))
-        .and_then(|t| {
-            t.call1((
-                format!("namespace {name:?} is not watched"),
-                None::<&str>,
-                "NOT_FOUND",
-            ))
-        });
-    match made {
-        Ok(v) => PyErr::from_value(v),
-        Err(e) => e,
     }
 }
 

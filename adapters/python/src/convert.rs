@@ -9,6 +9,19 @@ use apolloconf::{ClientError, Counter, Metrics};
 static CONFIG_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static CLOSED_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static APOLLO_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static NOT_WATCHED_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// An instance of the exception class `name` of `apolloconf.errors` (imported once).
+fn exception<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+    args: (String, Option<&str>, &str),
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    cell.import(py, "apolloconf.errors", name)?
+        .call(args, kwargs)
+}
 
 fn raise(
     py: Python<'_>,
@@ -16,11 +29,8 @@ fn raise(
     name: &str,
     args: (String, Option<&str>, &str),
 ) -> PyErr {
-    match cell.import(py, "apolloconf.errors", name) {
-        Ok(ty) => match ty.call1(args) {
-            Ok(v) => PyErr::from_value(v),
-            Err(e) => e,
-        },
+    match exception(py, cell, name, args, None) {
+        Ok(v) => PyErr::from_value(v),
         Err(e) => e,
     }
 }
@@ -58,6 +68,39 @@ pub(crate) fn error(py: Python<'_>, e: &apolloconf::Error) -> PyErr {
         ),
         _ => config_error(py, e.to_string(), e.setting()),
     }
+}
+
+/// `client.namespace(name)` of a namespace that is not watched:
+/// `apolloconf.NotWatchedError`.
+pub(crate) fn not_watched(py: Python<'_>, name: &str) -> PyErr {
+    raise(
+        py,
+        &NOT_WATCHED_ERROR,
+        "NotWatchedError",
+        (
+            format!("namespace {name:?} is not watched"),
+            None,
+            "NOT_FOUND",
+        ),
+    )
+}
+
+/// An error the client keeps going through, as the `apolloconf.ApolloError` handed to
+/// `on_error` (with the native code, `namespace` and `url`).
+pub(crate) fn client_exception<'py>(
+    py: Python<'py>,
+    e: &ClientError,
+) -> PyResult<Bound<'py, PyAny>> {
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("namespace", e.namespace.as_deref())?;
+    kwargs.set_item("url", e.url.as_deref())?;
+    exception(
+        py,
+        &APOLLO_ERROR,
+        "ApolloError",
+        (e.to_string(), None, e.cause.code()),
+        Some(&kwargs),
+    )
 }
 
 fn counter<'py>(py: Python<'py>, c: &Counter) -> PyResult<Bound<'py, PyDict>> {

@@ -210,13 +210,10 @@ impl ChangeEvent {
     fn changes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(py, self.changes.iter().map(|c| c.clone_ref(py)))
     }
-    /// The changed keys as a set of names.
+    /// The changed keys, sorted.
     #[getter]
     fn keys(&self) -> Vec<String> {
-        self.changes
-            .iter()
-            .map(|c| c.get().key.clone())
-            .collect::<Vec<_>>()
+        self.changes.iter().map(|c| c.get().key.clone()).collect()
     }
     fn __len__(&self) -> usize {
         self.changes.len()
@@ -224,9 +221,8 @@ impl ChangeEvent {
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.changes(py)?.try_iter().map(Bound::into_any)
     }
-    fn __repr__(&self, py: Python<'_>) -> String {
+    fn __repr__(&self) -> String {
         let parts: Vec<String> = self.changes.iter().map(|c| c.get().__repr__()).collect();
-        let _ = py;
         format!(
             "ChangeEvent(namespace={:?}, release_key={}, source={:?}, changes=[{}])",
             self.namespace,

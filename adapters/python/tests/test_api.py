@@ -224,18 +224,23 @@ def test_metrics_watch_context_manager(server, make_client):
     c.close()  # again: nothing
 
 
-def test_on_error_gets_typed_errors(tmp_path):
-    errors = []
-    c = apolloconf.Client(
+def unreachable_client(tmp_path, **kw):
+    """A client of a config service nobody listens on (no environment, no
+    server.properties, no cache)."""
+    return apolloconf.Client(
         "SampleApp",
         config_service="http://127.0.0.1:9",
         environ={},
         server_properties=str(tmp_path / "none"),
         cache=False,
-        startup_timeout=0.5,
         timing=fast_timing(),
-        on_error=errors.append,
+        **kw,
     )
+
+
+def test_on_error_gets_typed_errors(tmp_path):
+    errors = []
+    c = unreachable_client(tmp_path, startup_timeout=0.5, on_error=errors.append)
     try:
         assert wait_until(lambda: errors)
         e = errors[0]
@@ -248,15 +253,7 @@ def test_on_error_gets_typed_errors(tmp_path):
 
 def test_logging_goes_to_the_apolloconf_logger(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="apolloconf"):
-        c = apolloconf.Client(
-            "SampleApp",
-            config_service="http://127.0.0.1:9",
-            environ={},
-            server_properties=str(tmp_path / "none"),
-            cache=False,
-            startup_timeout=0.3,
-            timing=fast_timing(),
-        )
+        c = unreachable_client(tmp_path, startup_timeout=0.3)
         c.close()
     assert any(r.name == "apolloconf" and r.levelno == logging.WARNING for r in caplog.records)
 
