@@ -57,6 +57,27 @@ fn strings(v: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<Vec<Stri
     Ok(Some(out))
 }
 
+/// One path (`str` or `os.PathLike`) or an iterable of them.
+fn paths(v: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Vec<PathBuf>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
+    if let Ok(p) = v.extract::<PathBuf>() {
+        return Ok(vec![p]);
+    }
+    v.try_iter()?
+        .map(|item| {
+            let item = item?;
+            item.extract::<PathBuf>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{what} must be paths, got {}",
+                    item.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
+            })
+        })
+        .collect()
+}
+
 fn interest(
     keys: Option<&Bound<'_, PyAny>>,
     prefixes: Option<&Bound<'_, PyAny>>,
@@ -224,7 +245,7 @@ impl Client {
         }
         b = b.startup_timeout(Duration::from_secs_f64(startup_timeout));
         b = b.timing(self::timing(py, timing)?);
-        for f in strings(tls_root_file, "tls_root_file")?.unwrap_or_default() {
+        for f in paths(tls_root_file, "tls_root_file")? {
             b = b.tls_root_file(f);
         }
         if let Some(pems) = tls_root_pem.filter(|p| !p.is_none()) {

@@ -75,6 +75,21 @@ def test_bad_settings_are_typed_and_name_the_setting(server, tmp_path):
         assert setting in str(e.value)
 
 
+def test_tls_root_file_takes_paths(server, tmp_path):
+    """`tls_root_file` takes a str, an os.PathLike, or an iterable of either (as the stub
+    says): each reaches the native client, which reports the unreadable file by name."""
+    base = dict(environ={}, server_properties=str(tmp_path / "none"), cache=False,
+                config_service=server.url)
+    missing = tmp_path / "no-such-ca.pem"
+    for given in (str(missing), missing, [missing], (str(tmp_path / "x.pem"), missing)):
+        with pytest.raises(apolloconf.ConfigError) as e:
+            apolloconf.Client("A", tls_root_file=given, **base)
+        assert e.value.setting == "tls_root", (given, e.value)
+        assert "no-such-ca.pem" in str(e.value) or "x.pem" in str(e.value), e.value
+    with pytest.raises(TypeError, match="tls_root_file must be paths"):
+        apolloconf.Client("A", tls_root_file=[missing, 7], **base)
+
+
 def test_java_environment_names_and_precedence(server, tmp_path):
     server.publish({"where": "dc1"}, cluster="dc1")
     props = tmp_path / "server.properties"
