@@ -712,6 +712,80 @@ fn rate_limit_prevents_hot_loops_on_a_misbehaving_server() {
     assert!(polls <= 121, "at most 2 polls per second, got {polls}");
 }
 
+/// When (harness ms) the change of `ns` to release `key` was emitted.
+fn seen_at(h: &Harness, ns: &str, key: &str) -> Option<u64> {
+    h.events.iter().find_map(|(t, e)| match e {
+        Event::Changed(c) if c.namespace == ns && c.release_key.as_deref() == Some(key) => Some(*t),
+        _ => None,
+    })
+}
+
+/// docs/protocol.md#rate-limits-and-back-off: at the Java client's default 2/s, three
+/// publishes in a row after a quiet second are each seen within a few round trips (the
+/// limiter stores a second of unused permits), not 500 ms apart.
+#[test]
+fn java_rates_let_a_burst_of_three_through_after_a_quiet_second() {
+    let mut h = direct(1, &["application"], |s| {
+        s.publish(0, "application", &[("k", "v0")]);
+    });
+    assert_eq!(h.client.config().timing().long_poll_qps, 2);
+    h.run_for(5_000);
+    h.run_for(1_500);
+    for i in 1..=3 {
+        let t0 = h.now;
+        let key = h.sim.publish(t0, "application", &[("k", &format!("v{i}"))]);
+        assert!(
+            h.run_until_cond(2_000, |h| seen_at(h, "application", &key).is_some()),
+            "publish {i} never seen"
+        );
+        let took = seen_at(&h, "application", &key).unwrap_or(u64::MAX) - t0;
+        assert!(took <= 30, "publish {i} seen after {took} ms");
+    }
+    // The fourth in a row waits for the limiter again.
+    let t0 = h.now;
+    let key = h.sim.publish(t0, "application", &[("k", "v4")]);
+    assert!(h.run_until_cond(2_000, |h| seen_at(h, "application", &key).is_some()));
+    let took = seen_at(&h, "application", &key).unwrap_or(u64::MAX) - t0;
+    assert!(took >= 400, "the fourth is spaced, seen after {took} ms");
+}
+
+/// docs/protocol.md#rate-limits-and-back-off: one publish in each of 20 namespaces, seen
+/// in all of them within a few round trips: the re-polls that collect them are not held
+/// back by the limiter.
+#[test]
+fn java_rates_fan_out_to_twenty_namespaces_at_once() {
+    let names: Vec<String> = (0..20).map(|i| format!("ns{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut h = direct(1, &refs, |s| {
+        for n in &refs {
+            s.publish(0, n, &[("k", "v0")]);
+        }
+    });
+    h.run_for(5_000);
+    h.run_for(1_500);
+    // As the test server does it (it wakes a held poll with the first release of a
+    // batch): the held poll is woken by ns00, the re-poll by ns01, and the third poll
+    // finds the other 18. With even spacing that third poll would wait 500 ms.
+    let t0 = h.now;
+    let mut keys = Vec::new();
+    for (i, n) in refs.iter().enumerate() {
+        if i == 1 || i == 2 {
+            h.run_for(6);
+        }
+        let now = h.now;
+        keys.push((*n, h.sim.publish(now, n, &[("k", "v1")])));
+    }
+    assert!(h.run_until_cond(2_000, |h| {
+        keys.iter().all(|(n, k)| seen_at(h, n, k).is_some())
+    }));
+    let last = keys
+        .iter()
+        .filter_map(|(n, k)| seen_at(&h, n, k))
+        .max()
+        .unwrap_or(u64::MAX);
+    assert!(last - t0 <= 50, "all 20 seen after {} ms", last - t0);
+}
+
 // ---------------------------------------------------------------- 4. fallback refresh
 
 #[test]

@@ -129,6 +129,12 @@ impl Shared {
             .clone()
     }
 
+    /// `f` of the current snapshot, without taking a reference to it (a read of one key
+    /// needs no more: two atomic operations fewer than [`Shared::snapshot`]).
+    pub(crate) fn with_snapshot<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
+        f(&self.snapshot.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// One request fewer in flight (never below zero: a worker of the parent of a fork
     /// may still end after the child reset the count).
     fn release_in_flight(&self) {
@@ -204,6 +210,47 @@ pub(crate) struct Driver {
     pub(crate) workers: Vec<std::thread::JoinHandle<()>>,
     /// Requests in flight.
     pub(crate) live: Vec<RequestId>,
+    /// Cache files waiting to be written.
+    pub(crate) writes: WriteBehind,
+}
+
+/// Cache writes held back until the client has a quiet moment: a write syncs the file to
+/// disk (milliseconds each), so when many namespaces change at once (a release of many
+/// namespaces, a recovery) writing each at once would delay the answers behind it. A
+/// file changed twice while waiting is written once, with its newest contents.
+#[derive(Default)]
+pub(crate) struct WriteBehind {
+    queued: Vec<CacheWrite>,
+    first: Option<std::time::Instant>,
+    last: Option<std::time::Instant>,
+}
+
+/// Writes wait until nothing new was queued for this long...
+const WRITE_QUIET: Duration = Duration::from_millis(20);
+/// ...but never longer than this after the first of them.
+const WRITE_MAX_DELAY: Duration = Duration::from_millis(250);
+
+impl WriteBehind {
+    fn push(&mut self, w: CacheWrite, now: std::time::Instant) {
+        match self.queued.iter_mut().find(|q| q.file_name == w.file_name) {
+            Some(q) => *q = w,
+            None => self.queued.push(w),
+        }
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+    }
+
+    /// When the queued writes are due (None when there are none).
+    fn due(&self) -> Option<std::time::Instant> {
+        let (first, last) = (self.first?, self.last?);
+        Some((last + WRITE_QUIET).min(first + WRITE_MAX_DELAY))
+    }
+
+    fn take(&mut self) -> Vec<CacheWrite> {
+        self.first = None;
+        self.last = None;
+        std::mem::take(&mut self.queued)
+    }
 }
 
 /// How long a driver parking for a `fork()` waits for the dispatcher to finish the
@@ -264,12 +311,21 @@ impl Driver {
                 break;
             }
             // The core's deadline is the same instant its parts check before acting, so a
-            // deadline that has passed always finds work: waiting zero cannot spin.
-            let msg = match deadline {
-                Some(d) => {
-                    let wait = d.as_millis().saturating_sub(self.clock.now().as_millis());
-                    self.rx.recv_timeout(Duration::from_millis(wait))
-                }
+            // deadline that has passed always finds work: waiting zero cannot spin. Nor can
+            // a passed write deadline: the writes are taken when it wakes the thread.
+            let core_wait = deadline.map(|d| {
+                Duration::from_millis(d.as_millis().saturating_sub(self.clock.now().as_millis()))
+            });
+            let write_wait = self
+                .writes
+                .due()
+                .map(|t| t.saturating_duration_since(std::time::Instant::now()));
+            let wait = match (core_wait, write_wait) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let msg = match wait {
+                Some(w) => self.rx.recv_timeout(w),
                 None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
             match msg {
@@ -313,11 +369,21 @@ impl Driver {
                 }) => self.pause(&parked, &resume, dispatcher_resume),
                 Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => self.core.close(),
                 Err(RecvTimeoutError::Timeout) => {
+                    if self
+                        .writes
+                        .due()
+                        .is_some_and(|t| t <= std::time::Instant::now())
+                    {
+                        self.flush_writes();
+                    }
                     let now = self.clock.now();
-                    let _ = self.core.handle_input(Input::Timeout(now));
+                    if deadline.is_some_and(|d| d <= now) {
+                        let _ = self.core.handle_input(Input::Timeout(now));
+                    }
                 }
             }
         }
+        self.flush_writes();
         self.shared.closed.store(true, Ordering::SeqCst);
         self.stop_workers();
         self.shared.set_ready();
@@ -332,6 +398,8 @@ impl Driver {
         resume: &Receiver<()>,
         dispatcher_resume: Receiver<()>,
     ) {
+        // Neither process would write these after the fork.
+        self.flush_writes();
         let (ack_tx, ack_rx) = mpsc::channel();
         let sent = self
             .dispatch
@@ -394,21 +462,19 @@ impl Driver {
         }
     }
 
-    /// Drain the core's outputs; returns the deadline.
+    /// Drain the core's outputs; returns the deadline. Cache writes are queued (see
+    /// [`WriteBehind`]).
     fn drain(&mut self) -> Option<Instant> {
         let mut events = Vec::new();
         let mut touched: HashSet<String> = HashSet::new();
         let deadline = loop {
             match self.core.poll_output() {
                 Output::Request(req) => self.spawn(req),
+                Output::Event(Event::PersistCache(w)) => self.queue_write(w),
                 Output::Event(e) => {
                     match &e {
                         Event::Loaded { namespace, .. } => {
                             touched.insert(namespace.clone());
-                        }
-                        Event::PersistCache(w) => {
-                            self.persist(w, &mut events);
-                            continue;
                         }
                         Event::Error(err) => {
                             if matches!(err.cause, ErrorCause::Cache(_)) {
@@ -439,6 +505,24 @@ impl Driver {
         deadline
     }
 
+    /// Queue a cache file for writing (nothing without a cache directory).
+    fn queue_write(&mut self, w: CacheWrite) {
+        if self.cache.is_some() {
+            self.writes.push(w, std::time::Instant::now());
+        }
+    }
+
+    /// Write the queued cache files; failures go to the listeners as events.
+    fn flush_writes(&mut self) {
+        let mut failures = Vec::new();
+        for w in self.writes.take() {
+            self.persist(&w, &mut failures);
+        }
+        if !failures.is_empty() {
+            let _ = self.dispatch.send(Dispatch::Events(failures));
+        }
+    }
+
     fn publish_snapshot(&self, touched: &HashSet<String>) {
         let old = self.shared.snapshot();
         let namespaces = self
@@ -465,9 +549,22 @@ impl Driver {
                     }),
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // Values only change with a `Loaded` event: the index of the merged lookup stays
+        // valid while no namespace was loaded and the list of namespaces is the same.
+        let same_list = old.namespaces.len() == namespaces.len()
+            && old
+                .namespaces
+                .iter()
+                .zip(&namespaces)
+                .all(|(o, n)| o.name() == n.name());
+        let index = match &old.index {
+            Some(index) if same_list && touched.is_empty() => Some(index.clone()),
+            _ => Some(crate::snapshot::merged_index(&namespaces)),
+        };
         let snap = Snapshot {
             namespaces,
+            index,
             core_metrics: self.core.metrics().clone(),
             services: self.core.services().to_vec(),
             ready: self.core.is_ready(),

@@ -552,6 +552,7 @@ fn start_threads(
         pending,
         workers: Vec::new(),
         live: Vec::new(),
+        writes: Default::default(),
     };
     drv.forget_requests_lost_in_fork(&state.live);
     let driver = std::thread::Builder::new()
@@ -626,22 +627,25 @@ impl Client {
     /// The merged lookup: the value from the first namespace (in configured order) that
     /// holds `key`.
     pub fn get(&self, key: &str) -> Option<String> {
-        self.snapshot().get(key).map(str::to_string)
+        // Only the copy runs under the snapshot's read lock: parsing (user `FromStr`
+        // code) and logging in the typed reads below run after it is released.
+        self.shared
+            .with_snapshot(|s| s.get(key).map(str::to_string))
     }
 
     /// A value parsed with [`FromStr`]; `None` when the key is absent.
     pub fn get_as<T: FromStr>(&self, key: &str) -> Option<Result<T, T::Err>> {
-        self.snapshot().get_as(key)
+        self.get(key).map(|v| v.trim().parse())
     }
 
     /// A value parsed with [`FromStr`], or `default` when it is absent or does not parse.
     pub fn get_or<T: FromStr>(&self, key: &str, default: T) -> T {
-        self.snapshot().get_or(key, default)
+        snapshot::parse_or(self.get(key).as_deref(), key, default)
     }
 
     /// A boolean, case-insensitively `true` or `false`.
     pub fn get_bool(&self, key: &str) -> Option<bool> {
-        self.snapshot().get_bool(key)
+        self.get(key).as_deref().and_then(snapshot::parse_bool)
     }
 
     /// A value split on `delimiter`, parts trimmed, empty parts dropped.

@@ -739,3 +739,44 @@ fn close_interrupts_a_hanging_fetch() {
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
     assert_eq!(c.metrics().requests_in_flight, 0);
 }
+
+/// The merged lookup (docs/protocol.md#merged-lookups) answers from the first namespace
+/// in configured order that holds a key, through publishes that move keys between
+/// namespaces and a namespace watched later: every key reads as the merged view has it.
+#[test]
+fn merged_lookup_follows_namespace_order_through_changes() {
+    let s = server();
+    let a = s.admin();
+    a.publish(APP, "default", "first", [("a", "1"), ("only.first", "f")])
+        .unwrap();
+    a.publish(APP, "default", "second", [("a", "2"), ("b", "2")])
+        .unwrap();
+    a.publish(APP, "default", "third", [("b", "3"), ("c", "3")])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = builder(&s.url(), dir.path())
+        .timing(fast_timing())
+        .namespaces(["first", "second"])
+        .build()
+        .unwrap();
+    let agrees = |c: &Client| {
+        let snap = c.snapshot();
+        let merged = snap.merged();
+        merged.iter().all(|(k, v)| c.get(k).as_deref() == Some(*v)) && c.get("nowhere").is_none()
+    };
+    assert_eq!(c.get("a").as_deref(), Some("1"));
+    assert_eq!(c.get("b").as_deref(), Some("2"));
+    assert!(agrees(&c));
+    // `a` leaves the first namespace, `b` enters it.
+    a.publish(APP, "default", "first", [("b", "1")]).unwrap();
+    assert!(wait_until(WAIT, || c.get("b").as_deref() == Some("1")));
+    assert_eq!(c.get("a").as_deref(), Some("2"));
+    assert_eq!(c.get("only.first"), None);
+    assert!(agrees(&c));
+    // A namespace watched later comes last.
+    c.watch("third").unwrap();
+    assert!(wait_until(WAIT, || c.get("c").as_deref() == Some("3")));
+    assert_eq!(c.get("b").as_deref(), Some("1"));
+    assert!(agrees(&c));
+    c.close();
+}

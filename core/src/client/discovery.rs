@@ -39,7 +39,7 @@ impl Discovery {
             in_flight: false,
             attempt: 0,
             next_at: now,
-            rate: Rate::default(),
+            rate: Rate::new(now),
             wanted: false,
         }
         .starting_at_random(rng)
@@ -52,22 +52,22 @@ impl Discovery {
 
     /// When the next discovery request may go out, if one is wanted. `unrestricted` is
     /// true in background mode and while no config service is known at all.
-    pub(crate) fn due(&self, t: &Timing, unrestricted: bool) -> Option<Instant> {
+    pub(crate) fn due(&self, unrestricted: bool) -> Option<Instant> {
         if self.in_flight || !(unrestricted || self.wanted) {
             return None;
         }
-        Some(self.next_at.max(self.rate.earliest(t.discovery_qps)))
+        Some(self.next_at.max(self.rate.earliest()))
     }
 
     /// Start a request at `now`: the meta server to ask.
-    pub(crate) fn start(&mut self, now: Instant) -> Option<String> {
+    pub(crate) fn start(&mut self, now: Instant, t: &Timing) -> Option<String> {
         let meta = self
             .metas
             .get(self.idx % self.metas.len().max(1))
             .cloned()?;
         self.in_flight = true;
         self.wanted = false;
-        self.rate.on_start(now);
+        self.rate.on_start(now, t.discovery_qps);
         Some(meta)
     }
 
@@ -126,33 +126,32 @@ mod tests {
         };
         let mut rng = Rng::new(3);
         let mut d = Discovery::new(&metas(2), Instant::ZERO, &mut rng);
-        let first = d.start(Instant::ZERO).unwrap();
+        let first = d.start(Instant::ZERO, &t).unwrap();
         assert!(!first.ends_with('/'));
-        assert_eq!(d.due(&t, true), None, "one request at a time");
+        assert_eq!(d.due(true), None, "one request at a time");
         assert!(!d.failed(Instant::from_millis(10), &t, &mut rng));
-        let second = d.start(Instant::from_millis(1_010)).unwrap();
+        let second = d.start(Instant::from_millis(1_010), &t).unwrap();
         assert_ne!(first, second);
         assert!(
             d.failed(Instant::from_millis(1_020), &t, &mut rng),
             "both failed"
         );
-        assert_eq!(d.due(&t, true), Some(Instant::from_millis(3_020)));
-        d.start(Instant::from_millis(3_020));
+        assert_eq!(d.due(true), Some(Instant::from_millis(3_020)));
+        d.start(Instant::from_millis(3_020), &t);
         d.succeeded(Instant::from_millis(3_030), &t);
         assert_eq!(
-            d.due(&t, true),
+            d.due(true),
             Some(Instant::from_millis(3_030) + Duration::from_secs(300))
         );
     }
 
     #[test]
     fn edge_mode_only_when_wanted() {
-        let t = Timing::default();
         let mut rng = Rng::new(3);
         let mut d = Discovery::new(&metas(1), Instant::ZERO, &mut rng);
-        assert_eq!(d.due(&t, false), None);
+        assert_eq!(d.due(false), None);
         d.want_if_due(Instant::ZERO);
         assert!(d.is_busy());
-        assert_eq!(d.due(&t, false), Some(Instant::ZERO));
+        assert_eq!(d.due(false), Some(Instant::ZERO));
     }
 }

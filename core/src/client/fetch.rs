@@ -44,7 +44,7 @@ impl Fetch {
             phase: Phase::Wanted(now),
             failures: 0,
             lag_tries: 0,
-            rate: Rate::default(),
+            rate: Rate::new(now),
             next_refresh: now,
             cursor: 0,
             preferred: None,
@@ -53,14 +53,14 @@ impl Fetch {
 
     /// When the next request may go out: the wanted instant, or in background mode the
     /// refresh; never before the rate limit allows.
-    pub(crate) fn due(&self, t: &Timing, background: bool) -> Option<Instant> {
+    pub(crate) fn due(&self, background: bool) -> Option<Instant> {
         let at = match self.phase {
             Phase::InFlight => return None,
             Phase::Wanted(at) => at,
             Phase::Idle if background => self.next_refresh,
             Phase::Idle => return None,
         };
-        Some(at.max(self.rate.earliest(t.load_config_qps)))
+        Some(at.max(self.rate.earliest()))
     }
 
     /// Whether a request is wanted or in flight.
@@ -76,7 +76,13 @@ impl Fetch {
     /// Start the request at `now` and return the service to ask. `pick` is a random
     /// rotation start, used when the periodic refresh starts the request (each refresh
     /// spreads over the instances).
-    pub(crate) fn start(&mut self, now: Instant, services: &[String], pick: usize) -> String {
+    pub(crate) fn start(
+        &mut self,
+        now: Instant,
+        t: &Timing,
+        services: &[String],
+        pick: usize,
+    ) -> String {
         if self.phase == Phase::Idle {
             self.cursor = pick;
         }
@@ -88,7 +94,7 @@ impl Fetch {
                 .unwrap_or_default(),
         };
         self.phase = Phase::InFlight;
-        self.rate.on_start(now);
+        self.rate.on_start(now, t.load_config_qps);
         service
     }
 
@@ -223,27 +229,27 @@ mod tests {
         let mut rng = Rng::new(1);
         let ms = Instant::from_millis;
         let mut f = Fetch::new(ms(0));
-        assert_eq!(f.due(&t, true), Some(ms(0)));
+        assert_eq!(f.due(true), Some(ms(0)));
         assert_eq!(
-            f.start(ms(0), &services(), 2),
+            f.start(ms(0), &t, &services(), 2),
             "a/",
             "a wanted fetch keeps its cursor"
         );
-        assert_eq!(f.due(&t, true), None);
+        assert_eq!(f.due(true), None);
         let ctx = Retry {
             timing: &t,
             rng: &mut rng,
             background: true,
         };
         assert_eq!(f.failed(ms(10), 1, 3, ctx), 1);
-        assert_eq!(f.due(&t, true), Some(ms(1_010)));
-        assert_eq!(f.start(ms(1_010), &services(), 0), "b/");
+        assert_eq!(f.due(true), Some(ms(1_010)));
+        assert_eq!(f.start(ms(1_010), &t, &services(), 0), "b/");
         f.done(ms(1_020), false, &t);
         assert!(!f.is_busy());
-        assert_eq!(f.due(&t, false), None, "edge mode has no refresh");
-        assert_eq!(f.due(&t, true), Some(ms(301_020)));
+        assert_eq!(f.due(false), None, "edge mode has no refresh");
+        assert_eq!(f.due(true), Some(ms(301_020)));
         assert_eq!(
-            f.start(ms(301_020), &services(), 2),
+            f.start(ms(301_020), &t, &services(), 2),
             "c/",
             "a refresh starts at the pick"
         );
@@ -256,7 +262,7 @@ mod tests {
         let ms = Instant::from_millis;
         let mut f = Fetch::new(ms(0));
         for i in 0..3 {
-            f.start(ms(i * 1000), &services(), 0);
+            f.start(ms(i * 1000), &t, &services(), 0);
             let ctx = Retry {
                 timing: &t,
                 rng: &mut rng,
@@ -275,15 +281,15 @@ mod tests {
         let t = Timing::default();
         let ms = Instant::from_millis;
         let mut f = Fetch::new(ms(0));
-        f.start(ms(0), &services(), 0);
+        f.start(ms(0), &t, &services(), 0);
         f.notified(ms(5), "c/");
-        assert_eq!(f.due(&t, true), None, "still in flight");
+        assert_eq!(f.due(true), None, "still in flight");
         f.done(ms(6), true, &t);
         assert_eq!(
-            f.due(&t, true),
+            f.due(true),
             Some(ms(500)),
             "rate limit after the last start"
         );
-        assert_eq!(f.start(ms(500), &services(), 0), "c/");
+        assert_eq!(f.start(ms(500), &t, &services(), 0), "c/");
     }
 }

@@ -336,7 +336,7 @@ impl Client {
     /// no config service is known or a `refresh()` wants it.
     fn discovery_due(&self) -> Option<Instant> {
         let unrestricted = self.cfg.background || self.services.is_empty();
-        self.discovery.as_ref()?.due(&self.cfg.timing, unrestricted)
+        self.discovery.as_ref()?.due(unrestricted)
     }
 
     /// When the fetch of `slot` is due (never while no config service is known).
@@ -344,13 +344,13 @@ impl Client {
         if self.services.is_empty() {
             return None;
         }
-        slot.fetch.due(&self.cfg.timing, self.cfg.background)
+        slot.fetch.due(self.cfg.background)
     }
 
     /// When the long poll is due: background mode, some namespace, some config service.
     fn poll_due(&self) -> Option<Instant> {
         let enabled = self.cfg.background && !self.slots.is_empty() && !self.services.is_empty();
-        self.poll.due(&self.cfg.timing, enabled)
+        self.poll.due(enabled)
     }
 
     // ------------------------------------------------------------------ starting work
@@ -403,7 +403,12 @@ impl Client {
         if !is_due(self.discovery_due(), self.now) {
             return;
         }
-        let Some(meta) = self.discovery.as_mut().and_then(|d| d.start(self.now)) else {
+        let timing = &self.cfg.timing;
+        let Some(meta) = self
+            .discovery
+            .as_mut()
+            .and_then(|d| d.start(self.now, timing))
+        else {
             return;
         };
         let mut url = alloc::format!("{meta}/services/config");
@@ -430,7 +435,9 @@ impl Client {
         let Some(slot) = self.slots.get_mut(i) else {
             return;
         };
-        let service = slot.fetch.start(self.now, &self.services, pick);
+        let service = slot
+            .fetch
+            .start(self.now, &self.cfg.timing, &self.services, pick);
         slot.tracking.fetch_started();
         let url = configs_url(&self.cfg, slot, &service);
         let kind = RequestKind::Configs {
@@ -443,7 +450,9 @@ impl Client {
         if !is_due(self.poll_due(), self.now) {
             return;
         }
-        let service = self.poll.start(self.now, &self.services, &mut self.rng);
+        let service = self
+            .poll
+            .start(self.now, &self.cfg.timing, &self.services, &mut self.rng);
         self.metrics.long_poll_service = Some(service.clone());
         let notifications = protocol::notifications_param(
             self.slots

@@ -60,27 +60,56 @@ pub(crate) fn backoff(
     Duration::from_millis(d - cut)
 }
 
-/// A request rate limit of `qps` starts per second: each start waits `1/qps` after the
-/// previous one (the Java client's `apollo.loadConfigQPS` / `longPollQPS` /
-/// `discoveryQPS`).
-#[derive(Debug, Clone, Default)]
+/// The most unused time a [`Rate`] stores: one second, as Guava's `SmoothBursty` limiter
+/// behind the Java client's `RateLimiter.create(qps)` (its `maxBurstSeconds`).
+const MAX_BURST_MS: u64 = 1_000;
+
+/// A request rate limit of `qps` starts per second, modelled on the limiter of the Java
+/// client (`apollo.loadConfigQPS` / `longPollQPS` / `discoveryQPS`,
+/// docs/protocol.md#rate-limits-and-back-off).
+///
+/// Time the limiter is not used is stored, up to one second's worth of permits (`qps`
+/// permits): a start spends a stored permit without moving the schedule, so after a quiet
+/// second up to `qps + 1` starts go at once. Without stored permits a start pushes the next
+/// allowed start `1000 / qps` ms further, so a sustained stream is held to `qps` per
+/// second. All in whole milliseconds, like [`Instant`].
+#[derive(Debug, Clone)]
 pub(crate) struct Rate {
-    last_start: Option<Instant>,
+    /// The earliest instant of the next start.
+    next_free: Instant,
+    /// Unused time stored, in milliseconds (a permit is worth `1000 / qps`).
+    stored_ms: u64,
 }
 
 impl Rate {
-    /// The earliest instant the next start is allowed ([`Instant::ZERO`] before the
-    /// first one).
-    pub(crate) fn earliest(&self, qps: u32) -> Instant {
-        match self.last_start {
-            None => Instant::ZERO,
-            Some(t) => t + Duration::from_millis(1000 / u64::from(qps.max(1))),
+    /// A limiter created at `now`, with nothing stored (Guava starts empty too); time
+    /// from now on is stored until the first start.
+    pub(crate) fn new(now: Instant) -> Rate {
+        Rate {
+            next_free: now,
+            stored_ms: 0,
         }
     }
 
-    /// Record a start at `now`.
-    pub(crate) fn on_start(&mut self, now: Instant) {
-        self.last_start = Some(now);
+    /// The earliest instant the next start is allowed.
+    pub(crate) fn earliest(&self) -> Instant {
+        self.next_free
+    }
+
+    /// Record a start at `now` under a limit of `qps` per second.
+    pub(crate) fn on_start(&mut self, now: Instant, qps: u32) {
+        let interval = 1_000 / u64::from(qps.max(1));
+        let cap = interval
+            .saturating_mul(u64::from(qps.max(1)))
+            .min(MAX_BURST_MS);
+        if now > self.next_free {
+            let idle = duration_millis(now.saturating_duration_since(self.next_free));
+            self.stored_ms = self.stored_ms.saturating_add(idle).min(cap);
+            self.next_free = now;
+        }
+        let spent = self.stored_ms.min(interval);
+        self.stored_ms -= spent;
+        self.next_free = self.next_free + Duration::from_millis(interval - spent);
     }
 }
 
@@ -120,13 +149,93 @@ mod tests {
         }
     }
 
+    /// Starts taken as soon as the limiter allows, from `from` until `until` (ms).
+    fn hammer(r: &mut Rate, qps: u32, from: u64, until: u64) -> alloc::vec::Vec<u64> {
+        let mut starts = alloc::vec::Vec::new();
+        let mut now = Instant::from_millis(from);
+        while now.as_millis() < until && starts.len() < 100_000 {
+            now = now.max(r.earliest());
+            if now.as_millis() >= until {
+                break;
+            }
+            r.on_start(now, qps);
+            starts.push(now.as_millis());
+        }
+        starts
+    }
+
     #[test]
-    fn rate_spaces_starts() {
-        let mut r = Rate::default();
-        assert_eq!(r.earliest(2), Instant::ZERO);
-        r.on_start(Instant::from_millis(100));
-        assert_eq!(r.earliest(2), Instant::from_millis(600));
-        assert_eq!(r.earliest(0), Instant::from_millis(1100));
+    fn rate_first_start_is_free_then_spaced() {
+        let mut r = Rate::new(Instant::from_millis(100));
+        assert_eq!(r.earliest(), Instant::from_millis(100));
+        r.on_start(Instant::from_millis(100), 2);
+        assert_eq!(r.earliest(), Instant::from_millis(600));
+        r.on_start(Instant::from_millis(600), 2);
+        assert_eq!(r.earliest(), Instant::from_millis(1_100));
+    }
+
+    #[test]
+    fn rate_lets_a_burst_of_three_through_after_a_quiet_second() {
+        // The Java client's 2/s: two stored permits plus the one whose cost the next
+        // start pays, as Guava's SmoothBursty (docs/protocol.md#rate-limits-and-back-off).
+        let mut r = Rate::new(Instant::ZERO);
+        r.on_start(Instant::ZERO, 2);
+        for t in [1_500, 1_500, 1_500] {
+            assert!(
+                r.earliest() <= Instant::from_millis(t),
+                "{:?}",
+                r.earliest()
+            );
+            r.on_start(Instant::from_millis(t), 2);
+        }
+        assert_eq!(
+            r.earliest(),
+            Instant::from_millis(2_000),
+            "the fourth waits"
+        );
+        // Half a second of quiet stores one permit back.
+        r.on_start(Instant::from_millis(2_000), 2);
+        assert_eq!(r.earliest(), Instant::from_millis(2_500));
+    }
+
+    #[test]
+    fn rate_stores_at_most_one_second() {
+        // A minute of quiet stores one second (two permits at 2/s), no more: three starts
+        // go at once, then the schedule is back to one per half second.
+        let mut r = Rate::new(Instant::ZERO);
+        let starts = hammer(&mut r, 2, 60_000, 61_100);
+        assert_eq!(starts, [60_000, 60_000, 60_000, 60_500, 61_000]);
+    }
+
+    #[test]
+    fn rate_sustained_hammer_is_held_to_qps() {
+        for qps in [1, 2, 5, 50] {
+            let mut r = Rate::new(Instant::ZERO);
+            let starts = hammer(&mut r, qps, 10_000, 20_000);
+            // Ten seconds at `qps`, plus the stored second and the start that is paid by
+            // the next one.
+            let most = 10 * qps as usize + qps as usize + 1;
+            assert!(starts.len() <= most, "{qps}/s: {} starts", starts.len());
+            assert!(
+                starts.len() >= 10 * qps as usize,
+                "{qps}/s: {}",
+                starts.len()
+            );
+            // After the burst, starts are spaced by exactly one interval.
+            let interval = u64::from(1_000 / qps);
+            let tail = &starts[qps as usize + 1..];
+            assert!(tail.windows(2).all(|w| w[1] - w[0] == interval), "{qps}/s");
+        }
+    }
+
+    #[test]
+    fn rate_treats_zero_and_huge_qps_safely() {
+        let mut r = Rate::new(Instant::ZERO);
+        r.on_start(Instant::ZERO, 0);
+        assert_eq!(r.earliest(), Instant::from_millis(1_000), "0 counts as 1/s");
+        let mut r = Rate::new(Instant::ZERO);
+        let starts = hammer(&mut r, u32::MAX, 0, 1);
+        assert!(starts.len() > 1_000, "no spacing beyond 1000/s");
     }
 
     #[test]

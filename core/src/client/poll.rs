@@ -29,22 +29,28 @@ impl LongPoll {
             pinned: None,
             attempt: 0,
             next_at: now + t.long_poll_initial_delay,
-            rate: Rate::default(),
+            rate: Rate::new(now),
         }
     }
 
     /// When the next poll may start. `enabled`: background mode with at least one
     /// namespace and one config service.
-    pub(crate) fn due(&self, t: &Timing, enabled: bool) -> Option<Instant> {
+    pub(crate) fn due(&self, enabled: bool) -> Option<Instant> {
         if !enabled || self.in_flight {
             return None;
         }
-        Some(self.next_at.max(self.rate.earliest(t.long_poll_qps)))
+        Some(self.next_at.max(self.rate.earliest()))
     }
 
     /// Start a poll at `now`: the pinned service while it is still listed, else a random
     /// one (which becomes the pinned one).
-    pub(crate) fn start(&mut self, now: Instant, services: &[String], rng: &mut Rng) -> String {
+    pub(crate) fn start(
+        &mut self,
+        now: Instant,
+        t: &Timing,
+        services: &[String],
+        rng: &mut Rng,
+    ) -> String {
         let service = match &self.pinned {
             Some(p) if services.contains(p) => p.clone(),
             _ => {
@@ -57,7 +63,7 @@ impl LongPoll {
             }
         };
         self.in_flight = true;
-        self.rate.on_start(now);
+        self.rate.on_start(now, t.long_poll_qps);
         service
     }
 
@@ -107,23 +113,19 @@ mod tests {
         let services = vec![String::from("a/"), String::from("b/")];
         let mut rng = Rng::new(5);
         let mut p = LongPoll::new(Instant::ZERO, &t);
-        assert_eq!(p.due(&t, false), None);
-        assert_eq!(p.due(&t, true), Some(Instant::from_millis(2_000)));
-        let s1 = p.start(Instant::from_millis(2_000), &services, &mut rng);
-        assert_eq!(p.due(&t, true), None);
+        assert_eq!(p.due(false), None);
+        assert_eq!(p.due(true), Some(Instant::from_millis(2_000)));
+        let s1 = p.start(Instant::from_millis(2_000), &t, &services, &mut rng);
+        assert_eq!(p.due(true), None);
         p.answered(Instant::from_millis(3_000));
         assert_eq!(
-            p.start(Instant::from_millis(3_000), &services, &mut rng),
+            p.start(Instant::from_millis(3_000), &t, &services, &mut rng),
             s1
         );
         p.failed(Instant::from_millis(4_000), &t, &mut rng);
-        assert_eq!(p.due(&t, true), Some(Instant::from_millis(5_000)));
-        p.start(Instant::from_millis(5_000), &services, &mut rng);
+        assert_eq!(p.due(true), Some(Instant::from_millis(5_000)));
+        p.start(Instant::from_millis(5_000), &t, &services, &mut rng);
         p.failed(Instant::from_millis(5_000), &t, &mut rng);
-        assert_eq!(
-            p.due(&t, true),
-            Some(Instant::from_millis(7_000)),
-            "doubled"
-        );
+        assert_eq!(p.due(true), Some(Instant::from_millis(7_000)), "doubled");
     }
 }

@@ -304,14 +304,28 @@ impl Run {
                 samples,
                 key,
                 namespace,
+                namespaces,
+                waves,
                 tolerance_ms,
+                max_ms,
                 gap_ms,
                 on,
             } => self.latency(Latency {
+                waves,
                 samples,
                 key: key.unwrap_or_else(|| "latency".into()),
-                namespace: namespace.unwrap_or_else(|| "application".into()),
+                namespaces: match (namespace, namespaces) {
+                    (Some(_), Some(_)) => {
+                        return Err("latency: give `namespace` or `namespaces`, not both".into());
+                    }
+                    (_, Some(list)) if list.is_empty() => {
+                        return Err("latency: `namespaces` is empty".into());
+                    }
+                    (_, Some(list)) => list,
+                    (one, None) => vec![one.unwrap_or_else(|| "application".into())],
+                },
                 tolerance_ms: tolerance_ms.unwrap_or(100.0),
+                max_ms,
                 gap: Duration::from_millis(gap_ms),
                 on,
             }),
@@ -483,16 +497,40 @@ impl Run {
         }
     }
 
-    /// Publishes `samples` times and measures publish → change event at the runner.
+    /// Publishes `samples` times and measures publish → change event at the runner. With
+    /// several namespaces, a sample publishes in each of them back to back and lasts until
+    /// the change of every one of them is seen.
     fn latency(&mut self, l: Latency) -> Result<(), String> {
         let Latency {
             samples,
             key,
-            namespace: ns,
+            namespaces,
+            waves,
             tolerance_ms: tolerance,
+            max_ms,
             gap,
             on,
         } = l;
+        // Long polls instance `on` has received so far.
+        let polls = |admin: &apolloconf_testserver::Admin| {
+            admin
+                .requests()
+                .iter()
+                .filter(|r| r.endpoint == "notifications")
+                .count()
+        };
+        // Waits (bounded) until instance `on` holds a long poll received after `after`
+        // others.
+        let held = |admin: &apolloconf_testserver::Admin, after: usize| -> Result<(), String> {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while admin.held_polls() == 0 || polls(admin) <= after {
+                if Instant::now() >= deadline {
+                    return Err("no long poll held within 10 s".into());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        };
         let mut got = Vec::new();
         for i in 0..samples {
             if i > 0 {
@@ -500,43 +538,64 @@ impl Run {
             }
             // Publish only while a long poll is parked, as in production.
             let admin = self.servers.admin(on)?.clone();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while admin.held_polls() == 0 {
-                if Instant::now() >= deadline {
-                    return Err("no long poll held within 10 s".into());
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
+            held(&admin, 0)?;
             let from = self.subject()?.event_count();
             let value = format!("v{i}-{}", epoch_ms());
             let t0 = Instant::now();
-            let r = self
-                .servers
-                .store
-                .publish(&self.app, "default", &ns, vec![(key.clone(), value)])
-                .map_err(|e| e.to_string())?;
-            let rk = r.release_key.clone();
-            let nsq = ns.clone();
-            let ev = self
-                .subject()?
-                .wait_event(from, Duration::from_secs(10), |v| {
-                    v["event"] == "change"
-                        && v["namespace"] == nsq.as_str()
-                        && v["releaseKey"] == rk.as_str()
-                })
-                .ok_or_else(|| {
-                    format!("no change event for release {} within 10 s", r.release_key)
-                })?;
-            got.push(ev.at.duration_since(t0).as_secs_f64() * 1000.0);
+            let mut releases = Vec::with_capacity(namespaces.len());
+            let mut polls_before = 0;
+            for (n, ns) in namespaces.iter().enumerate() {
+                if n > 0 && n < waves {
+                    // The poll woken by the previous publish was answered: wait for the
+                    // client's next one.
+                    held(&admin, polls_before)?;
+                }
+                if n + 1 < waves {
+                    polls_before = polls(&admin);
+                }
+                let r = self
+                    .servers
+                    .store
+                    .publish(&self.app, "default", ns, vec![(key.clone(), value.clone())])
+                    .map_err(|e| e.to_string())?;
+                releases.push((ns.clone(), r.release_key));
+            }
+            let mut last = t0;
+            for (ns, rk) in &releases {
+                let ev = self
+                    .subject()?
+                    .wait_event(from, Duration::from_secs(10), |v| {
+                        v["event"] == "change"
+                            && v["namespace"] == ns.as_str()
+                            && v["releaseKey"] == rk.as_str()
+                    })
+                    .ok_or_else(|| {
+                        format!("no change event of {ns:?} for release {rk} within 10 s")
+                    })?;
+                last = last.max(ev.at);
+            }
+            got.push(last.duration_since(t0).as_secs_f64() * 1000.0);
         }
         let (med, p99) = median_p99(&got);
         let max = got.iter().copied().fold(0.0, f64::max);
+        let what = match namespaces.len() {
+            1 => String::from("publishes"),
+            n => format!("fan-outs to {n} namespaces"),
+        };
         self.notes.push(format!(
-            "publish->event over {samples} publishes: median {med:.1} ms, p99 {p99:.1} ms, max {max:.1} ms (tolerance {tolerance} ms on the median)"
+            "publish->event over {samples} {what}: median {med:.1} ms, p99 {p99:.1} ms, max {max:.1} ms (tolerance {tolerance} ms on the median{})",
+            max_ms.map(|m| format!(", {m} ms on each")).unwrap_or_default()
         ));
         if med > tolerance {
             return Err(format!(
                 "median publish->event latency {med:.1} ms exceeds {tolerance} ms (samples {got:?})"
+            ));
+        }
+        if let Some(limit) = max_ms
+            && max > limit
+        {
+            return Err(format!(
+                "slowest publish->event latency {max:.1} ms exceeds {limit} ms (samples {got:?})"
             ));
         }
         Ok(())
@@ -866,8 +925,10 @@ impl Run {
 struct Latency {
     samples: u64,
     key: String,
-    namespace: String,
+    namespaces: Vec<String>,
+    waves: usize,
     tolerance_ms: f64,
+    max_ms: Option<f64>,
     gap: Duration,
     on: usize,
 }

@@ -261,6 +261,9 @@ fn yes() -> bool {
 fn default_exit_within() -> u64 {
     2000
 }
+fn one() -> usize {
+    1
+}
 fn default_samples() -> u64 {
     20
 }
@@ -293,6 +296,7 @@ pub enum Step {
         #[serde(rename = "as")]
         save_as: Option<String>,
     },
+    #[serde(rename_all = "camelCase")]
     PublishBurst {
         app: Option<String>,
         cluster: Option<String>,
@@ -300,6 +304,9 @@ pub enum Step {
         count: u64,
         key: Option<String>,
         configurations: Option<Obj>,
+        /// Pause between releases (default 0: back to back).
+        #[serde(default)]
+        gap_ms: u64,
         #[serde(rename = "as")]
         save_as: Option<String>,
     },
@@ -484,7 +491,17 @@ pub enum Step {
         samples: u64,
         key: Option<String>,
         namespace: Option<String>,
+        /// A fan-out: each sample publishes `key` in every one of these namespaces back to
+        /// back and waits until all of them are seen (instead of `namespace`).
+        namespaces: Option<Vec<String>>,
+        /// With `namespaces`: spread a fan-out over this many long polls (default 1): each of
+        /// the first `waves - 1` publishes waits until a poll is held again, the rest go
+        /// back to back.
+        #[serde(default = "one")]
+        waves: usize,
         tolerance_ms: Option<f64>,
+        /// Every sample, not only the median, must be within this.
+        max_ms: Option<f64>,
         #[serde(default)]
         gap_ms: u64,
         #[serde(default)]

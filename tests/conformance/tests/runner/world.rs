@@ -205,12 +205,16 @@ impl Servers {
                 count,
                 key,
                 configurations,
+                gap_ms,
                 ..
             } => (|| {
                 let (app, cluster, ns) = scope(app, cluster, namespace, default_app);
                 let key = key.as_deref().unwrap_or("n");
                 let mut last = None;
                 for i in 1..=*count {
+                    if i > 1 && *gap_ms > 0 {
+                        std::thread::sleep(std::time::Duration::from_millis(*gap_ms));
+                    }
                     let mut it = items(configurations.as_ref(), None);
                     it.push((key.to_string(), i.to_string()));
                     last = Some(
