@@ -120,6 +120,13 @@ pub(crate) struct Notification {
     pub messages: BTreeMap<String, i64>,
 }
 
+/// The most `messages.details` entries taken from one notification, and kept per
+/// namespace. A namespace has a few watch keys (its cluster, data center and `default`,
+/// for public namespaces the owner's too); a notification listing more than this is not
+/// trusted for them (its fetch goes without `messages`), so what the client later sends
+/// on `/configs` stays small (docs/protocol.md#messages-and-stale-caches).
+pub(crate) const MAX_MESSAGE_DETAILS: usize = 16;
+
 pub(crate) fn parse_notifications(body: &[u8]) -> Result<Vec<Notification>, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let arr = v.as_array().ok_or("body is not a JSON array")?;
@@ -139,6 +146,7 @@ pub(crate) fn parse_notifications(body: &[u8]) -> Result<Vec<Notification>, Stri
             .get("messages")
             .and_then(|m| m.get("details"))
             .and_then(Value::as_object)
+            .filter(|d| d.len() <= MAX_MESSAGE_DETAILS)
         {
             for (k, v) in details {
                 if let Some(n) = v.as_i64() {
@@ -155,17 +163,27 @@ pub(crate) fn parse_notifications(body: &[u8]) -> Result<Vec<Notification>, Stri
     Ok(out)
 }
 
-/// Home page URLs from a `/services/config` body, each ending in `/`.
+/// The most config services taken from one `/services/config` answer. A real Apollo lists
+/// a handful; beyond this the rest of the list is ignored, so a huge answer costs no more
+/// than its parse (docs/protocol.md#discovery).
+pub(crate) const MAX_SERVICES: usize = 1_000;
+
+/// Home page URLs from a `/services/config` body, each ending in `/`, without repeats, in
+/// the order listed (at most [`MAX_SERVICES`]).
 pub(crate) fn parse_services(body: &[u8]) -> Result<Vec<String>, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let arr = v.as_array().ok_or("body is not a JSON array")?;
-    let mut out: Vec<String> = Vec::with_capacity(arr.len());
+    let mut out: Vec<String> = Vec::new();
+    let mut seen: alloc::collections::BTreeSet<String> = alloc::collections::BTreeSet::new();
     for item in arr {
+        if out.len() == MAX_SERVICES {
+            break;
+        }
         if let Some(url) = item.get("homepageUrl").and_then(Value::as_str) {
             let url = url.trim();
             if crate::url::is_http_url(url) {
                 let u = with_slash(url);
-                if !out.contains(&u) {
+                if seen.insert(u.clone()) {
                     out.push(u);
                 }
             }
@@ -252,6 +270,28 @@ mod tests {
     }
 
     #[test]
+    fn a_notification_with_too_many_messages_carries_none() {
+        use alloc::format;
+        let details = |n: usize| {
+            (0..n)
+                .map(|i| format!(r#""app+c{i}+application":{i}"#))
+                .collect::<alloc::vec::Vec<_>>()
+                .join(",")
+        };
+        let body = |n: usize| {
+            format!(
+                r#"[{{"namespaceName":"application","notificationId":7,"messages":{{"details":{{{}}}}}}}]"#,
+                details(n)
+            )
+        };
+        let ok = parse_notifications(body(MAX_MESSAGE_DETAILS).as_bytes()).unwrap();
+        assert_eq!(ok[0].messages.len(), MAX_MESSAGE_DETAILS);
+        let many = parse_notifications(body(100_000).as_bytes()).unwrap();
+        assert_eq!(many[0].id, 7, "the notification itself still counts");
+        assert!(many[0].messages.is_empty());
+    }
+
+    #[test]
     fn notifications_and_params() {
         let b = br#"[{"namespaceName":"application","notificationId":101,"messages":{"details":{"SampleApp+default+application":101}}}]"#;
         let n = parse_notifications(b).unwrap();
@@ -281,5 +321,21 @@ mod tests {
             alloc::vec![String::from("http://10.0.0.1:8080/")]
         );
         assert!(parse_services(b"[]").unwrap().is_empty());
+    }
+
+    #[test]
+    fn services_list_is_capped_and_deduplicated_in_order() {
+        use alloc::format;
+        let item = |i: usize| format!(r#"{{"homepageUrl":"http://10.0.{}.{}:8080"}}"#, i / 250, i % 250);
+        // Every address twice (the second time with a slash), then 5,000 more.
+        let mut items: alloc::vec::Vec<String> = (0..3).map(item).collect();
+        items.push(String::from(r#"{"homepageUrl":"http://10.0.0.1:8080/"}"#));
+        items.extend((3..5_000).map(item));
+        let body = format!("[{}]", items.join(","));
+        let got = parse_services(body.as_bytes()).unwrap();
+        assert_eq!(got.len(), MAX_SERVICES);
+        assert_eq!(got[0], "http://10.0.0.0:8080/");
+        assert_eq!(got[1], "http://10.0.0.1:8080/");
+        assert_eq!(got[3], "http://10.0.0.3:8080/");
     }
 }

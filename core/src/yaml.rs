@@ -145,8 +145,11 @@ const MAX_EXPANDED_HEIGHT: usize = 256;
 const ALIAS_EXPANSION_BUDGET: usize = 10_000;
 /// Output bytes allowed on top of 16 bytes per input byte.
 const OUTPUT_BASE_BUDGET: usize = 1 << 20;
-/// Longest integer digit string converted from a non-decimal base.
-const MAX_RADIX_DIGITS: usize = 20_000;
+/// Longest integer digit string converted from a non-decimal base (hex, octal, binary):
+/// 256 hex digits are a 1,024-bit number. The conversion is quadratic in the digits, so
+/// this bounds its cost per input byte (20,000-digit numbers took 58 ms each); a longer one
+/// is an invalid value.
+const MAX_RADIX_DIGITS: usize = 256;
 
 /// Prefix of the YAML 1.1 standard (`!!`) tags.
 const STD_PREFIX: &str = "tag:yaml.org,2002:";
@@ -1321,6 +1324,20 @@ mod tests {
             Ok(map) => map,
             Err(e) => panic!("flatten({text:?}) failed: {e}"),
         }
+    }
+
+    #[test]
+    fn long_radix_integers_are_bounded() {
+        let hex = |n: usize| format!("n: 0x{}\n", "f".repeat(n));
+        let got = ok(&hex(MAX_RADIX_DIGITS));
+        assert_eq!(got.get("n").map(String::len), Some(309), "2^1024 - 1 has 309 digits");
+        assert!(matches!(
+            flatten(&hex(MAX_RADIX_DIGITS + 1)),
+            Err(YamlError::InvalidValue { kind: "int", .. })
+        ));
+        assert!(flatten(&format!("n: 0x{}\n", "f".repeat(20_000))).is_err());
+        // Decimal digits cost nothing to convert: no limit there.
+        assert_eq!(ok(&format!("n: {}\n", "9".repeat(5_000)))["n"].len(), 5_000);
     }
 
     #[test]

@@ -49,8 +49,15 @@ impl Tracking {
         }
         self.pending = Some(id);
         for (k, v) in messages {
-            let e = self.messages.entry(k.clone()).or_insert(*v);
-            *e = (*e).max(*v);
+            let room = self.messages.len() < crate::protocol::MAX_MESSAGE_DETAILS;
+            match self.messages.get_mut(k) {
+                Some(e) => *e = (*e).max(*v),
+                // Bounded: keys beyond the limit are not carried.
+                None if room => {
+                    self.messages.insert(k.clone(), *v);
+                }
+                None => {}
+            }
         }
         self.notifier = Some(String::from(service));
         self.notified_at = now;
@@ -141,5 +148,20 @@ mod tests {
             "window closed"
         );
         assert_eq!(t.messages().map(|m| m.len()), Some(1));
+    }
+
+    #[test]
+    fn messages_carried_are_bounded() {
+        let max = crate::protocol::MAX_MESSAGE_DETAILS;
+        let mut t = Tracking::default();
+        for id in 1..=100 {
+            let mut m = BTreeMap::new();
+            m.insert(alloc::format!("app+c{id}+ns"), id);
+            m.insert(String::from("app+default+ns"), id);
+            assert!(t.notified(id, &m, "a/", Instant::ZERO, -1));
+        }
+        let kept = t.messages().unwrap();
+        assert_eq!(kept.len(), max);
+        assert_eq!(kept.get("app+default+ns"), Some(&100), "known keys still advance");
     }
 }
