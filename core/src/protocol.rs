@@ -326,7 +326,13 @@ mod tests {
     #[test]
     fn services_list_is_capped_and_deduplicated_in_order() {
         use alloc::format;
-        let item = |i: usize| format!(r#"{{"homepageUrl":"http://10.0.{}.{}:8080"}}"#, i / 250, i % 250);
+        let item = |i: usize| {
+            format!(
+                r#"{{"homepageUrl":"http://10.0.{}.{}:8080"}}"#,
+                i / 250,
+                i % 250
+            )
+        };
         // Every address twice (the second time with a slash), then 5,000 more.
         let mut items: alloc::vec::Vec<String> = (0..3).map(item).collect();
         items.push(String::from(r#"{"homepageUrl":"http://10.0.0.1:8080/"}"#));

@@ -1330,7 +1330,11 @@ mod tests {
     fn long_radix_integers_are_bounded() {
         let hex = |n: usize| format!("n: 0x{}\n", "f".repeat(n));
         let got = ok(&hex(MAX_RADIX_DIGITS));
-        assert_eq!(got.get("n").map(String::len), Some(309), "2^1024 - 1 has 309 digits");
+        assert_eq!(
+            got.get("n").map(String::len),
+            Some(309),
+            "2^1024 - 1 has 309 digits"
+        );
         assert!(matches!(
             flatten(&hex(MAX_RADIX_DIGITS + 1)),
             Err(YamlError::InvalidValue { kind: "int", .. })

@@ -712,6 +712,55 @@ fn rate_limit_prevents_hot_loops_on_a_misbehaving_server() {
     assert!(polls <= 121, "at most 2 polls per second, got {polls}");
 }
 
+/// docs/protocol.md#notification-ids: a notification id implausibly far beyond every id
+/// seen (here 2^50 after ids 1..2) is not recorded. Recorded, it would make the server hold
+/// every later poll (it only answers ids beyond the one sent): the next release would only
+/// be seen by the 5-minute refresh.
+#[test]
+fn an_implausible_notification_id_is_not_recorded() {
+    let mut h = direct(1, &["application"], |s| {
+        s.publish(0, "application", &[("k", "v1")]);
+    });
+    h.run_for(5_000);
+    let sane = h.client.namespace("application").unwrap().notification_id();
+    h.sim.next_msg = 1 << 50;
+    let t = h.now;
+    h.sim.publish(t, "application", &[("k", "v2")]);
+    h.sim.next_msg = 10;
+    h.run_for(3_000);
+    assert_eq!(
+        h.value("application", "k").as_deref(),
+        Some("v2"),
+        "still fetched"
+    );
+    assert_eq!(
+        h.client.namespace("application").unwrap().notification_id(),
+        sane,
+        "not recorded"
+    );
+    assert!(
+        errors(&h)
+            .iter()
+            .any(|e| matches!(e, ErrorCause::Parse(m) if m.contains("implausibly")))
+    );
+    let t = h.now;
+    h.sim.publish(t, "application", &[("k", "v3")]);
+    h.run_for(10_000);
+    assert_eq!(h.value("application", "k").as_deref(), Some("v3"));
+    assert_eq!(
+        h.client.namespace("application").unwrap().notification_id(),
+        10
+    );
+    // Once the server is sane again, so is the poll: held, not repeated.
+    let polls = h.polls().len();
+    h.run_for(20_000);
+    assert!(
+        h.polls().len() <= polls + 1,
+        "{} polls",
+        h.polls().len() - polls
+    );
+}
+
 /// When (harness ms) the change of `ns` to release `key` was emitted.
 fn seen_at(h: &Harness, ns: &str, key: &str) -> Option<u64> {
     h.events.iter().find_map(|(t, e)| match e {

@@ -100,7 +100,16 @@ pub struct Client {
     /// A `refresh()` waits for its fetches: [`Event::Refreshed`] follows when none is left.
     refresh_waiting: bool,
     metrics: Metrics,
+    /// The newest plausible notification id seen (ids are one sequence per Apollo).
+    newest_id: i64,
 }
+
+/// How far beyond the newest id seen a notification id may be and still be recorded.
+/// Release message ids come from one database sequence, so a jump of 2^40 is no release
+/// but a broken or hostile answer; recorded, it would make the server hold every later
+/// poll (it only answers ids beyond the one sent) until a restart
+/// (docs/protocol.md#notification-ids).
+const MAX_ID_JUMP: i64 = 1 << 40;
 
 impl Client {
     /// Validate `config` and create a client at host time `now`. Nothing is sent until the
@@ -132,6 +141,7 @@ impl Client {
             ready: false,
             refresh_waiting: false,
             metrics: Metrics::default(),
+            newest_id: -1,
             cfg: config,
         })
     }
@@ -759,9 +769,31 @@ impl Client {
 
     /// One answered notification: every namespace it names (by match key) that did not
     /// know the id yet is fetched from `service` first.
+    ///
+    /// An id implausibly far beyond every id seen is not recorded: the namespaces it names
+    /// are fetched (their values stay current) and the next poll sends what they had.
     fn notified(&mut self, n: &protocol::Notification, service: &str) {
         let key = match_key(&n.namespace);
         let now = self.now;
+        if n.id > self.newest_id.max(0).saturating_add(MAX_ID_JUMP) {
+            for slot in self.slots.iter_mut().filter(|s| s.key == key) {
+                slot.fetch.notified(now, service);
+            }
+            let cause = ErrorCause::Parse(alloc::format!(
+                "notification id {} for {:?} is implausibly far beyond the newest id seen ({}); not recorded",
+                n.id,
+                n.namespace,
+                self.newest_id
+            ));
+            self.error(
+                None,
+                Some(RequestKind::Notifications),
+                Some(service.to_string()),
+                cause,
+            );
+            return;
+        }
+        self.newest_id = self.newest_id.max(n.id);
         for slot in self.slots.iter_mut().filter(|s| s.key == key) {
             let acked = slot.ns.notification_id;
             if slot

@@ -162,6 +162,10 @@ mod tests {
         }
         let kept = t.messages().unwrap();
         assert_eq!(kept.len(), max);
-        assert_eq!(kept.get("app+default+ns"), Some(&100), "known keys still advance");
+        assert_eq!(
+            kept.get("app+default+ns"),
+            Some(&100),
+            "known keys still advance"
+        );
     }
 }
