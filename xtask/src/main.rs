@@ -6,7 +6,10 @@
 //! - `cargo xtask bench`: benchmarks that print numbers (never asserted).
 //! - `cargo xtask python`: only the Python package's steps (wheel, pytest, abi3 import
 //!   check, the `python` conformance subject).
+//! - `cargo xtask fuzz [--seconds N] [TARGET…]`: coverage-guided fuzzing of the core
+//!   (see `fuzz.rs`).
 
+mod fuzz;
 mod python;
 mod step;
 mod wasm;
@@ -28,8 +31,17 @@ fn main() -> ExitCode {
         "bench" => bench(),
         "wasm" => wasm::build_only(),
         "python" => python::only(),
+        "fuzz" => {
+            if fuzz::fuzz(rest) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         _ => {
-            eprintln!("usage: cargo xtask test [--quick] | bench | wasm | python");
+            eprintln!(
+                "usage: cargo xtask test [--quick] | bench | wasm | python | fuzz [--seconds N] [TARGET…]"
+            );
             ExitCode::from(2)
         }
     }
@@ -79,6 +91,10 @@ fn test(rest: &[String]) -> ExitCode {
         r.step("core fault simulation (1,000 seeds, release build)", || {
             fault_simulation(1_000)
         });
+        r.step(
+            "fuzz targets: replay the corpora (coverage build, stable)",
+            fuzz::replay,
+        );
         wasm::steps(&mut r);
         python::steps(&mut r);
     }
