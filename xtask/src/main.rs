@@ -114,8 +114,24 @@ fn bench() -> ExitCode {
         || release_example("apolloconf-testserver", "publish"),
     );
     r.step(
-        "native client: publish-to-listener latency and start-up times",
+        "native client: latency, Java-rate bursts and fan-out, start-up, get() vs HashMap",
         || release_example("apolloconf", "measure"),
+    );
+    r.step(
+        "native client: soak (10 min, a publish every 100 ms) and outage (2 min of 503)",
+        || {
+            workspace::build_test_server()
+                && cargo(&[
+                    "run",
+                    "--release",
+                    "-p",
+                    "apolloconf",
+                    "--example",
+                    "soak",
+                    "--",
+                    &workspace::s(&workspace::test_server()),
+                ])
+        },
     );
     wasm::bench(&mut r);
     python::bench(&mut r);
