@@ -639,6 +639,11 @@ impl Admin {
         lock(&self.inst.faults).push(fault);
     }
 
+    /// The active faults, in matching order (a fault with `times` leaves once used up).
+    pub fn faults(&self) -> Vec<Fault> {
+        lock(&self.inst.faults).clone()
+    }
+
     /// Removes every fault.
     pub fn clear_faults(&self) {
         lock(&self.inst.faults).clear();

@@ -790,6 +790,9 @@ async fn handle(
                 FaultAction::Hang => {
                     std::future::pending::<()>().await;
                 }
+                FaultAction::Body { status, body } => {
+                    return whole(finish(reply(status, Some(JSON), body)));
+                }
             }
         }
     }

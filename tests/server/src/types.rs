@@ -288,6 +288,14 @@ pub enum FaultAction {
     },
     /// Never answer (until the client gives up, or the instance pauses or stops).
     Hang,
+    /// Answer with this status and exactly this body (`application/json`): any answer a
+    /// broken or hostile server could give, for tests of what a client does with it.
+    Body {
+        /// HTTP status code.
+        status: u16,
+        /// The body, as sent.
+        body: String,
+    },
 }
 
 /// The JSON shape of [`FaultAction`].
@@ -312,6 +320,10 @@ enum FaultActionJson {
         location: String,
     },
     Hang {},
+    Body {
+        status: u16,
+        body: String,
+    },
 }
 
 impl From<FaultActionJson> for FaultAction {
@@ -332,6 +344,7 @@ impl From<FaultActionJson> for FaultAction {
                 FaultAction::Redirect { code, location }
             }
             FaultActionJson::Hang {} => FaultAction::Hang,
+            FaultActionJson::Body { status, body } => FaultAction::Body { status, body },
         }
     }
 }
@@ -354,6 +367,7 @@ impl From<FaultAction> for FaultActionJson {
                 FaultActionJson::Redirect { code, location }
             }
             FaultAction::Hang => FaultActionJson::Hang {},
+            FaultAction::Body { status, body } => FaultActionJson::Body { status, body },
         }
     }
 }
