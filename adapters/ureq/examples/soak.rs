@@ -11,91 +11,19 @@
 //!    during it, then the time from recovery to the first successful request, and whether
 //!    a release published during the outage arrives.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "support/server.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use apolloconf::{Client, Env, Interest};
+use support::{Result, Server};
 
 const APP: &str = "SoakApp";
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-/// The test server child; killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    agent: ureq::Agent,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(binary: &str) -> Result<Server> {
-        let mut child = Command::new(binary)
-            .args(["--port", "0", "--hold", "60s"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let out = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(out).read_line(&mut line)?;
-        let url = line
-            .trim()
-            .strip_prefix("listening ")
-            .ok_or_else(|| format!("unexpected first line {line:?}"))?
-            .to_string();
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .http_status_as_error(false)
-            .build()
-            .new_agent();
-        Ok(Server { child, url, agent })
-    }
-
-    fn admin(&self, method: &str, path: &str, body: &str) -> Result<String> {
-        let url = format!("{}/__admin/{path}", self.url);
-        let mut resp = match method {
-            "POST" => self
-                .agent
-                .post(&url)
-                .header("content-type", "application/json")
-                .send(body)?,
-            "DELETE" => self.agent.delete(&url).call()?,
-            _ => self.agent.get(&url).call()?,
-        };
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string()?;
-        if status != 200 {
-            return Err(format!("{method} {path}: {status} {text}").into());
-        }
-        Ok(text)
-    }
-
-    fn publish(&self, value: &str) -> Result<()> {
-        let body = format!(r#"{{"configurations":{{"n":"{value}","fixed":"x"}}}}"#);
-        self.admin(
-            "POST",
-            &format!("apps/{APP}/clusters/default/namespaces/application/releases"),
-            &body,
-        )?;
-        Ok(())
-    }
-
-    /// Request times (epoch ms) in the server's log.
-    fn request_times(&self) -> Result<Vec<u64>> {
-        let text = self.admin("GET", "requests", "")?;
-        Ok(text
-            .split("\"timeMs\":")
-            .skip(1)
-            .filter_map(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
-            .collect())
-    }
+fn publish(server: &Server, value: &str) -> Result<()> {
+    server.publish(APP, "application", &format!(r#"{{"n":"{value}","fixed":"x"}}"#))?;
+    Ok(())
 }
 
 fn epoch_ms() -> u64 {
@@ -136,7 +64,7 @@ fn main() -> Result<()> {
     let minutes = arg(&args, "--minutes", 10);
     let outage = arg(&args, "--outage-seconds", 120);
     let server = Server::start(binary)?;
-    server.publish("0")?;
+    publish(&server, "0")?;
     let dir = tempfile::tempdir()?;
     let client = Client::builder()
         .app_id(APP)
@@ -155,7 +83,7 @@ fn main() -> Result<()> {
     let mut next = t0;
     while Instant::now() < end {
         i += 1;
-        server.publish(&i.to_string())?;
+        publish(&server, &i.to_string())?;
         next += Duration::from_millis(100);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         while changes.try_recv().is_ok() {}
@@ -191,7 +119,7 @@ fn main() -> Result<()> {
     server.admin("POST", "restart", r#"{"downMs":0}"#)?;
     let down = Instant::now();
     std::thread::sleep(Duration::from_secs(outage / 2));
-    server.publish("during-outage")?;
+    publish(&server, "during-outage")?;
     std::thread::sleep(Duration::from_secs(outage - outage / 2));
     let during = server.request_times()?.len();
     let down_for = down.elapsed().as_secs_f64();
