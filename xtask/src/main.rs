@@ -4,9 +4,12 @@
 //!   build, and the steps later parts add). Prints `N passed, N failed` and exits
 //!   non-zero on any failure.
 //! - `cargo xtask bench`: benchmarks that print numbers (never asserted).
+//! - `cargo xtask bench --peers`: our clients beside other Apollo clients installed from
+//!   npm, crates.io and PyPI, in one table (see `peers.rs`).
 //! - `cargo xtask python`: only the Python package's steps (wheel, pytest, abi3 import
 //!   check, the `python` conformance subject).
 
+mod peers;
 mod python;
 mod step;
 mod wasm;
@@ -25,11 +28,12 @@ fn main() -> ExitCode {
     let rest = args.get(1..).unwrap_or(&[]);
     match task {
         "test" => test(rest),
+        "bench" if rest.iter().any(|a| a == "--peers") => peers::run(),
         "bench" => bench(),
         "wasm" => wasm::build_only(),
         "python" => python::only(),
         _ => {
-            eprintln!("usage: cargo xtask test [--quick] | bench | wasm | python");
+            eprintln!("usage: cargo xtask test [--quick] | bench [--peers] | wasm | python");
             ExitCode::from(2)
         }
     }
