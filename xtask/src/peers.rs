@@ -982,7 +982,7 @@ fn measure(sub: &Subject, cfg: &mut Config, url: &str, row: &mut Row) {
     let p50 = percentile(&lat, 0.5).unwrap_or(f64::INFINITY);
     let p95 = percentile(&lat, 0.95).unwrap_or(f64::INFINITY);
     println!(
-        "   publish → listener: median {} ms, p95 {} ms, missed {missed} of {PUBLISHES}",
+        "   publish → listener (ms): median {}, p95 {}, missed {missed} of {PUBLISHES}",
         bounded_ms(p50),
         bounded_ms(p95)
     );
