@@ -4,12 +4,15 @@
 //!   build, and the steps later parts add). Prints `N passed, N failed` and exits
 //!   non-zero on any failure.
 //! - `cargo xtask bench`: benchmarks that print numbers (never asserted).
+//! - `cargo xtask bench --peers`: our clients beside other Apollo clients installed from
+//!   npm, crates.io and PyPI, in one table (see `peers.rs`).
 //! - `cargo xtask python`: only the Python package's steps (wheel, pytest, abi3 import
 //!   check, the `python` conformance subject).
 //! - `cargo xtask fuzz [--seconds N] [TARGET…]`: coverage-guided fuzzing of the core
 //!   (see `fuzz.rs`).
 
 mod fuzz;
+mod peers;
 mod python;
 mod step;
 mod wasm;
@@ -28,6 +31,7 @@ fn main() -> ExitCode {
     let rest = args.get(1..).unwrap_or(&[]);
     match task {
         "test" => test(rest),
+        "bench" if rest.iter().any(|a| a == "--peers") => peers::run(),
         "bench" => bench(),
         "wasm" => wasm::build_only(),
         "python" => python::only(),
@@ -40,7 +44,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask test [--quick] | bench | wasm | python | fuzz [--seconds N] [TARGET…]"
+                "usage: cargo xtask test [--quick] | bench [--peers] | wasm | python | fuzz [--seconds N] [TARGET…]"
             );
             ExitCode::from(2)
         }

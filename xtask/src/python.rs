@@ -20,7 +20,7 @@ fn venv() -> PathBuf {
     target_dir().join("python-venv")
 }
 
-fn venv_python() -> PathBuf {
+pub(crate) fn venv_python() -> PathBuf {
     venv().join("bin").join("python")
 }
 
@@ -33,7 +33,7 @@ fn wheel_dir() -> PathBuf {
 }
 
 /// The virtualenv with the tools, made (or refreshed) when its stamp differs.
-fn ensure_venv() -> bool {
+pub(crate) fn ensure_venv() -> bool {
     let stamp = venv().join(".apolloconf-tools");
     let want = TOOLS.join("\n");
     if venv_python().exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
@@ -55,7 +55,7 @@ fn ensure_venv() -> bool {
 }
 
 /// `maturin build --release` into an empty wheel directory; returns the wheel.
-fn build_wheel() -> Option<PathBuf> {
+pub(crate) fn build_wheel() -> Option<PathBuf> {
     let out = wheel_dir();
     let _ = std::fs::remove_dir_all(&out);
     let maturin = venv().join("bin").join("maturin");
@@ -86,7 +86,7 @@ fn build_wheel() -> Option<PathBuf> {
     Some(wheel)
 }
 
-fn install_wheel(wheel: &Path) -> bool {
+pub(crate) fn install_wheel(wheel: &Path) -> bool {
     cmd(
         &s(&venv_python()),
         &[

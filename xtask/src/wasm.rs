@@ -46,7 +46,7 @@ fn wasm_bindgen_ok() -> bool {
 
 /// Install what is missing: the wasm target, wasm-bindgen-cli at the pinned version,
 /// Chromium (apt) and the npm tooling.
-fn install() -> bool {
+pub(crate) fn install() -> bool {
     if !cmd("rustup", &["target", "add", WASM_TARGET]).ok() {
         return false;
     }
@@ -80,7 +80,7 @@ fn install() -> bool {
 }
 
 /// Build the engine, generate the glue into `pkg/dist/` and shrink it with wasm-opt.
-fn build() -> bool {
+pub(crate) fn build() -> bool {
     build_into(&[], &pkg_dir().join("dist"))
 }
 
@@ -138,7 +138,7 @@ fn build_into(features: &[&str], dist: &Path) -> bool {
 }
 
 /// `npm pack` the package into `{target}/npm/`; returns the tarball.
-fn pack() -> Option<PathBuf> {
+pub(crate) fn pack() -> Option<PathBuf> {
     let dest = target_dir().join("npm");
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::create_dir_all(&dest).ok()?;

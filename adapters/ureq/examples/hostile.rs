@@ -18,26 +18,32 @@ use support::Server;
 
 const APP: &str = "HostileApp";
 const ROWS: [(&str, &str); 7] = [
-    ("yaml", "YAML namespace: 700 hex numbers of 20,000 digits (14 MB)"),
+    (
+        "yaml",
+        "YAML namespace: 700 hex numbers of 20,000 digits (14 MB)",
+    ),
     ("services", "meta server list of 160,000 services"),
     ("bind", "a key of 50,000 dot segments, then bind()"),
     ("keys", "1,000,000 small keys in one /configs body (15 MB)"),
     ("cache", "a 200 MB cache file at start-up"),
     ("id", "a notification id of i64::MAX, then a release"),
-    ("messages", "a notification with 100,000 messages details, then a release"),
+    (
+        "messages",
+        "a notification with 100,000 messages details, then a release",
+    ),
 ];
 
 use support::Result;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if let (Some("--row"), Some(row), Some(url)) = (
-        args.get(1).map(String::as_str),
-        args.get(2),
-        args.get(3),
-    ) {
+    if let (Some("--row"), Some(row), Some(url)) =
+        (args.get(1).map(String::as_str), args.get(2), args.get(3))
+    {
         let outcome = run_row(row, &Server::at(url))?;
-        let took = CLIENT_START.get().map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
+        let took = CLIENT_START
+            .get()
+            .map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
         println!(
             "{took:.0} ms, peak RSS {:.1} MiB: {outcome}",
             peak_rss_kib() as f64 / 1024.0
@@ -156,7 +162,10 @@ fn run_row(row: &str, a: &Server) -> Result<String> {
             let took = t0.elapsed();
             c.close();
             Ok(if refused {
-                format!("refused {:.0} ms after the release", took.as_secs_f64() * 1000.0)
+                format!(
+                    "refused {:.0} ms after the release",
+                    took.as_secs_f64() * 1000.0
+                )
             } else {
                 "NOT refused in 120 s".into()
             })
@@ -164,7 +173,10 @@ fn run_row(row: &str, a: &Server) -> Result<String> {
         "services" => {
             let mut list = vec![format!(r#"{{"homepageUrl":"{url}/"}}"#)];
             list.extend((0..160_000).map(|i| {
-                format!(r#"{{"homepageUrl":"http://127.0.0.1:{}/p{i}/"}}"#, 1 + i % 1000)
+                format!(
+                    r#"{{"homepageUrl":"http://127.0.0.1:{}/p{i}/"}}"#,
+                    1 + i % 1000
+                )
             }));
             a.answer_with("services", &format!("[{}]", list.join(",")), 1)?;
             drop(list);
@@ -190,14 +202,21 @@ fn run_row(row: &str, a: &Server) -> Result<String> {
         }
         "bind" => {
             let key: String = (0..50_000).map(|i| format!("s{i}.")).collect::<String>() + "end";
-            a.publish(APP, "application", &serde_json::json!({ key: "1" }).to_string())?;
+            a.publish(
+                APP,
+                "application",
+                &serde_json::json!({ key: "1" }).to_string(),
+            )?;
             client_part();
             let c = builder(&url, dir.path()).build()?;
             let r = c.bind::<serde_json::Value>("application");
             c.close();
             Ok(match r {
                 Ok(_) => "bound".into(),
-                Err(e) => format!("refused: {}", e.to_string().chars().take(80).collect::<String>()),
+                Err(e) => format!(
+                    "refused: {}",
+                    e.to_string().chars().take(80).collect::<String>()
+                ),
             })
         }
         "keys" => {
@@ -256,11 +275,15 @@ fn run_row(row: &str, a: &Server) -> Result<String> {
             );
             a.answer_with("notifications", &absurd, 1)?;
             a.publish(APP, "application", r#"{"k":"v1"}"#)?;
-            wait(Duration::from_secs(10), || c.get("k").as_deref() == Some("v1"));
+            wait(Duration::from_secs(10), || {
+                c.get("k").as_deref() == Some("v1")
+            });
             std::thread::sleep(Duration::from_millis(500));
             let t0 = Instant::now();
             a.publish(APP, "application", r#"{"k":"v2"}"#)?;
-            let seen = wait(Duration::from_secs(30), || c.get("k").as_deref() == Some("v2"));
+            let seen = wait(Duration::from_secs(30), || {
+                c.get("k").as_deref() == Some("v2")
+            });
             c.close();
             Ok(seen_after(seen, t0))
         }
@@ -280,7 +303,9 @@ fn run_row(row: &str, a: &Server) -> Result<String> {
             std::thread::sleep(Duration::from_millis(500));
             let t0 = Instant::now();
             a.publish(APP, "application", r#"{"k":"v1"}"#)?;
-            let seen = wait(Duration::from_secs(30), || c.get("k").as_deref() == Some("v1"));
+            let seen = wait(Duration::from_secs(30), || {
+                c.get("k").as_deref() == Some("v1")
+            });
             c.close();
             Ok(seen_after(seen, t0))
         }

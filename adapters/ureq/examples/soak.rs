@@ -22,7 +22,11 @@ use support::{Result, Server};
 const APP: &str = "SoakApp";
 
 fn publish(server: &Server, value: &str) -> Result<()> {
-    server.publish(APP, "application", &format!(r#"{{"n":"{value}","fixed":"x"}}"#))?;
+    server.publish(
+        APP,
+        "application",
+        &format!(r#"{{"n":"{value}","fixed":"x"}}"#),
+    )?;
     Ok(())
 }
 
