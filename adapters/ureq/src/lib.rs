@@ -81,7 +81,9 @@
 //! Files are the Java client's: `{cacheDir}/{appId}/config-cache/{appId}+{cluster}+{namespace}.properties`,
 //! ISO-8859-1 properties with `\uXXXX` escapes, so a Java and a Rust client can share a
 //! directory. They are read at start (values then come from the cache until the server
-//! answers) and rewritten atomically (temp file, fsync, rename) after every change. If the
+//! answers) and rewritten atomically (temp file, fsync, rename) after every change, once
+//! readers and listeners have the new values (within 20–250 ms; `close()` writes what is
+//! still queued). If the
 //! directory is not writable a directory under the system temp dir is used and a warning
 //! logged; a failed write is logged and counted, never fatal.
 //!
