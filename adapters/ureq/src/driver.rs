@@ -281,20 +281,18 @@ pub(crate) fn load_cache(
             cause: ErrorCause::Cache(msg),
         })
     };
-    match cache.read(&name) {
-        Ok(None) => {}
-        Ok(Some(bytes)) => {
-            if let Err(e) = core.handle_input(Input::CacheFile {
-                namespace,
-                contents: &bytes,
-            }) {
-                log::warn!("cache file {name}: {e}");
-            }
-        }
-        Err(msg) => {
-            shared.cache_read_failures.fetch_add(1, Ordering::Relaxed);
-            log::warn!("cache file unusable: {msg}");
-            out.push(cache_error(msg));
+    let found = cache.read(&name);
+    for msg in found.problems {
+        shared.cache_read_failures.fetch_add(1, Ordering::Relaxed);
+        log::warn!("cache file unusable: {msg}");
+        out.push(cache_error(msg));
+    }
+    if let Some(bytes) = found.bytes {
+        if let Err(e) = core.handle_input(Input::CacheFile {
+            namespace,
+            contents: &bytes,
+        }) {
+            log::warn!("cache file {name}: {e}");
         }
     }
 }

@@ -81,9 +81,28 @@
 //! Files are the Java client's: `{cacheDir}/{appId}/config-cache/{appId}+{cluster}+{namespace}.properties`,
 //! ISO-8859-1 properties with `\uXXXX` escapes, so a Java and a Rust client can share a
 //! directory. They are read at start (values then come from the cache until the server
-//! answers) and rewritten atomically (temp file, fsync, rename) after every change. If the
-//! directory is not writable a directory under the system temp dir is used and a warning
-//! logged; a failed write is logged and counted, never fatal.
+//! answers) and rewritten atomically (temp file, fsync, rename) after every change; a
+//! failed write is logged and counted, never fatal.
+//!
+//! If the configured directory is not writable, the client falls back to a directory of
+//! the user it runs as, never to one another user could have made: on Unix
+//! `$XDG_CACHE_HOME/apolloconf/{appId}/config-cache`, else
+//! `$HOME/.cache/apolloconf/{appId}/config-cache` (both variables as given by the
+//! [`environment`](ClientBuilder::environment)), else `{temp}/apolloconf-{uid}/...`, a
+//! directory the client creates with mode 0700 and checks before every use (a directory,
+//! not a symbolic link, owned by the effective uid, no permission for group or others).
+//! A fallback that fails the check is refused with a warning and an [`Event::Error`]
+//! ([`ErrorCause::Cache`]); values are then kept in memory only. (Elsewhere the
+//! fallback is `{temp}/apolloconf-cache/...`, as the temp directory is the user's own.)
+//!
+//! A cache file is read only when it is a regular file, not a symbolic link, owned by
+//! the effective uid, not writable by group or others, and at most 48 MiB (three times
+//! the 16 MiB an HTTP answer may have: the file escapes non-ASCII text as `\uXXXX`).
+//! Anything else is skipped with an [`Event::Error`] ([`ErrorCause::Cache`]) that says
+//! why, and the client starts without it. Temporary and probe files are created
+//! exclusively under random names, so nothing planted at their names is followed. The
+//! effective uid is read from `/proc/self/status`, or taken from the owner of a file the
+//! client creates (and removes) in the temp directory where there is no `/proc`.
 //!
 //! # Threads and shutdown
 //!
@@ -473,9 +492,20 @@ impl ClientBuilder {
                 );
                 None
             }
-            (true, Some(dir)) => Some(cache::CacheDir::open(&resolved.cache_root, &dir)),
+            (true, Some(dir)) => Some(cache::CacheDir::open(&resolved.cache_root, &dir, &self.env)),
         };
         let mut pending = Vec::new();
+        let cache = cache.map(|(c, problems)| {
+            pending.extend(problems.into_iter().map(|msg| {
+                Event::Error(ClientError {
+                    namespace: None,
+                    request: None,
+                    url: None,
+                    cause: ErrorCause::Cache(msg),
+                })
+            }));
+            c
+        });
         if let Some(c) = &cache {
             let names: Vec<String> = core.namespaces().map(|n| n.name().to_string()).collect();
             for ns in names {
