@@ -270,13 +270,17 @@ fn builder(c: &Common) -> ClientBuilder {
     for file in &c.ca_files {
         b = b.tls_root_file(file.clone());
     }
-    let timeout = if c.timeout.is_finite() && c.timeout >= 0.0 {
-        c.timeout
-    } else {
-        5.0
-    };
     b.cache(!c.no_cache)
-        .startup_timeout(Duration::from_secs_f64(timeout))
+        .startup_timeout(startup_timeout(c.timeout))
+}
+
+/// `--timeout` as a duration: any number works (a huge one waits "forever": the longest
+/// duration there is); a negative one or NaN means the default 5 s.
+fn startup_timeout(secs: f64) -> Duration {
+    if secs.is_nan() || secs < 0.0 {
+        return Duration::from_secs(5);
+    }
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
 }
 
 fn build(b: ClientBuilder) -> Result<Client, Fail> {

@@ -151,7 +151,7 @@ impl Shared {
 
     /// Wait until ready (or closed) for at most `timeout`; returns whether ready.
     pub(crate) fn wait_ready(&self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = crate::deadline(std::time::Instant::now(), timeout);
         let mut r = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
         while !*r {
             let now = std::time::Instant::now();
@@ -191,7 +191,9 @@ impl Clock {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
     pub(crate) fn system_time(&self, t: Instant) -> SystemTime {
-        self.wall + Duration::from_millis(t.as_millis())
+        self.wall
+            .checked_add(Duration::from_millis(t.as_millis()))
+            .unwrap_or(self.wall)
     }
 }
 
@@ -243,7 +245,7 @@ impl WriteBehind {
     /// When the queued writes are due (None when there are none).
     fn due(&self) -> Option<std::time::Instant> {
         let (first, last) = (self.first?, self.last?);
-        Some((last + WRITE_QUIET).min(first + WRITE_MAX_DELAY))
+        Some(crate::deadline(last, WRITE_QUIET).min(crate::deadline(first, WRITE_MAX_DELAY)))
     }
 
     fn take(&mut self) -> Vec<CacheWrite> {
@@ -444,7 +446,7 @@ impl Driver {
     /// return at once) and join the workers.
     fn stop_workers(&mut self) {
         self.agent.clone().shutdown();
-        let deadline = std::time::Instant::now() + WORKER_JOIN_LIMIT;
+        let deadline = crate::deadline(std::time::Instant::now(), WORKER_JOIN_LIMIT);
         while self.workers.iter().any(|h| !h.is_finished()) && std::time::Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(1));

@@ -602,6 +602,19 @@ struct Paused {
 /// How long [`Client::prepare_fork`] waits for the threads to park.
 const FORK_PAUSE_LIMIT: Duration = Duration::from_secs(5);
 
+/// How far away a deadline is put when `now + duration` cannot be represented (a
+/// start-up timeout of `Duration::MAX`, say): far enough never to come.
+const FAR_AWAY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + d` without overflow: a duration too long to add gives a deadline about a
+/// century away (or, failing even that, a year).
+pub(crate) fn deadline(now: std::time::Instant, d: Duration) -> std::time::Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(FAR_AWAY))
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 /// A fresh random seed for the core's choices (instance picks, jitter), from the keys of
 /// the standard library's `RandomState` (random per process, and different for each
 /// `RandomState` made), so clients in different processes, or two in one, spread

@@ -1,9 +1,13 @@
 //! Bounded cost (issue 11): inputs that are huge or deeply nested end in typed errors,
 //! never in a crash.
 
+mod common;
+
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use apolloconf::bind::{self, MAX_DEPTH};
+use common::{builder, dead_port, fast_timing, server};
 
 /// A key of `n` levels: `a.a.a...`.
 fn deep_key(n: usize) -> String {
@@ -53,4 +57,41 @@ fn keys_up_to_the_limit_still_bind() {
         })
         .unwrap();
     h.join().expect("no overflow at the limit");
+}
+
+#[test]
+fn a_start_up_timeout_of_duration_max_waits_without_overflow() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let c = builder(&s.url(), dir.path())
+        .startup_timeout(Duration::MAX)
+        .build()
+        .expect("starts");
+    assert_eq!(c.get("timeout").as_deref(), Some("100"));
+    c.close();
+
+    // Nothing answers: the first round of attempts still ends the wait.
+    let url = format!("http://127.0.0.1:{}", dead_port());
+    let c = builder(&url, dir.path())
+        .cache(false)
+        .startup_timeout(Duration::MAX)
+        .build()
+        .expect("starts");
+    assert_eq!(c.get("timeout"), None);
+}
+
+#[test]
+fn request_timeouts_of_duration_max_do_not_overflow() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = fast_timing();
+    t.connect_timeout = Duration::MAX;
+    t.read_timeout = Duration::MAX;
+    let c = builder(&s.url(), dir.path())
+        .timing(t)
+        .startup_timeout(Duration::from_secs(10))
+        .build()
+        .expect("starts");
+    assert_eq!(c.get("timeout").as_deref(), Some("100"));
+    assert!(c.metrics().configs.ok >= 1);
 }
