@@ -482,10 +482,16 @@ impl Driver {
                                     .cache_read_failures
                                     .fetch_add(1, Ordering::Relaxed);
                             }
-                            log::warn!("apollo: {err}");
+                            log::warn!(
+                                "apollo: {}",
+                                crate::settings::redact_credentials(&err.to_string())
+                            );
                         }
                         Event::ServicesChanged { services } => {
-                            log::info!("apollo: config services {services:?}")
+                            log::info!(
+                                "apollo: config services {}",
+                                crate::settings::redact_credentials(&format!("{services:?}"))
+                            )
                         }
                         _ => {}
                     }

@@ -194,6 +194,8 @@ fn fail(e: &ureq::Error, sending: bool) -> TransportError {
         Some(tls) => format!("TLS error: {tls}"),
         None => e.to_string(),
     };
+    // Some of ureq's errors quote the URL (a bad URI, a redirect).
+    let message = crate::settings::redact_credentials(&message).into_owned();
     TransportError::new(classify(e, sending), message)
 }
 

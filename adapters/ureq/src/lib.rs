@@ -172,7 +172,9 @@ pub enum Error {
         server_properties: PathBuf,
     },
     /// The configuration was rejected (an empty app id, a URL that does not parse, ...).
-    #[error("invalid configuration: {0}")]
+    /// The message hides a password embedded in a URL
+    /// ([`settings::redact_credentials`]).
+    #[error("invalid configuration: {}", settings::redact_credentials(&.0.to_string()))]
     Config(#[from] ConfigError),
     /// `server.properties` exists but could not be read.
     #[error("cannot read {}: {message}", path.display())]
