@@ -369,7 +369,8 @@ impl ClientBuilder {
     }
     /// How long [`build`](ClientBuilder::build) waits for the first load of every
     /// namespace (default 5 s). After it, `build` returns with what the cache had; the
-    /// rest arrives later with change events.
+    /// rest arrives later with change events. Any duration works: one too long to add
+    /// to the clock (`Duration::MAX`) waits until every namespace settled.
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = timeout;
         self
