@@ -283,8 +283,13 @@ impl CacheDir {
             }) {
                 Ok(()) => {
                     let write_dir = c.write_dir(dir);
+                    let skipped = if refused.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (not {})", refused.join("; "))
+                    };
                     log::warn!(
-                        "cache directory {} is not writable ({e}); using {} instead",
+                        "cache directory {} is not writable ({e}); using {} instead{skipped}",
                         primary.display(),
                         write_dir.display()
                     );
