@@ -2,7 +2,7 @@
 
 mod output;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -62,9 +62,13 @@ struct Common {
     /// IP reported to the server (gray rules by ip)
     #[arg(long, global = true)]
     ip: Option<String>,
-    /// Access-key secret [env: APOLLO_ACCESS_KEY_SECRET]
-    #[arg(long, global = true)]
+    /// Access-key secret. Other users can read it in the process list: prefer
+    /// APOLLO_ACCESS_KEY_SECRET or --secret-file [env: APOLLO_ACCESS_KEY_SECRET]
+    #[arg(long, global = true, value_name = "SECRET")]
     secret: Option<String>,
+    /// Read the access-key secret from this file (one trailing line break is dropped)
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "secret")]
+    secret_file: Option<PathBuf>,
     /// Cache root directory [env: APOLLO_CACHE_DIR] [default: /opt/data]
     #[arg(long, global = true, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -173,9 +177,51 @@ impl Fail {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     init_logging(cli.common.verbose);
-    let result = match &cli.command {
+    let result = read_secret(&mut cli.common).and_then(|()| run(&cli));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("apolloconf: {}", output::message(&f.message));
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// `--secret-file` into `secret`; a warning for `--secret`, which `ps` shows to everyone.
+fn read_secret(c: &mut Common) -> Result<(), Fail> {
+    if c.secret.is_some() {
+        eprintln!(
+            "apolloconf: warning: --secret is visible to other users of this machine (ps); \
+             use APOLLO_ACCESS_KEY_SECRET or --secret-file FILE instead"
+        );
+    }
+    let Some(path) = &c.secret_file else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Fail::usage(format!(
+            "cannot read the secret from {}: {e}",
+            path.display()
+        ))
+    })?;
+    let secret = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if secret.is_empty() {
+        return Err(Fail::usage(format!(
+            "the secret file {} is empty",
+            path.display()
+        )));
+    }
+    c.secret = Some(secret.to_string());
+    Ok(())
+}
+
+fn run(cli: &Cli) -> Result<(), Fail> {
+    match &cli.command {
         Command::Get { keys } => get(&cli.common, keys),
         Command::Watch => watch(&cli.common),
         Command::Export { output } => export(&cli.common, output.as_deref()),
@@ -196,13 +242,6 @@ fn main() -> ExitCode {
                 max_connections: *max_connections,
             },
         ),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            eprintln!("apolloconf: {}", f.message);
-            ExitCode::from(f.code)
-        }
     }
 }
 
@@ -218,7 +257,7 @@ impl log::Log for StderrLog {
     }
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) {
-            eprintln!("[{}] {}", r.level(), r.args());
+            eprintln!("[{}] {}", r.level(), output::message(&r.args().to_string()));
         }
     }
     fn flush(&self) {}
@@ -270,13 +309,17 @@ fn builder(c: &Common) -> ClientBuilder {
     for file in &c.ca_files {
         b = b.tls_root_file(file.clone());
     }
-    let timeout = if c.timeout.is_finite() && c.timeout >= 0.0 {
-        c.timeout
-    } else {
-        5.0
-    };
     b.cache(!c.no_cache)
-        .startup_timeout(Duration::from_secs_f64(timeout))
+        .startup_timeout(startup_timeout(c.timeout))
+}
+
+/// `--timeout` as a duration: any number works (a huge one waits "forever": the longest
+/// duration there is); a negative one or NaN means the default 5 s.
+fn startup_timeout(secs: f64) -> Duration {
+    if secs.is_nan() || secs < 0.0 {
+        return Duration::from_secs(5);
+    }
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
 }
 
 fn build(b: ClientBuilder) -> Result<Client, Fail> {
@@ -284,21 +327,46 @@ fn build(b: ClientBuilder) -> Result<Client, Fail> {
         .map_err(|e| Fail::usage(format!("{e}\nSee `apolloconf --help` for the options.")))
 }
 
+/// The namespaces to read: the ones given, else `application` (the core's default).
+fn namespaces(c: &Common) -> Vec<String> {
+    if c.namespaces.is_empty() {
+        vec!["application".to_string()]
+    } else {
+        c.namespaces.clone()
+    }
+}
+
 /// After start-up: fail (exit 2) when a namespace has no values because no server could be
-/// reached; warn about values served from the cache; fail (exit 1) for missing namespaces.
-fn check_loaded(client: &Client, strict_missing: bool) -> Result<(), Fail> {
+/// reached, or because the start-up timeout passed first (saying which namespaces did
+/// load); warn about values served from the cache; fail (exit 1) for missing namespaces.
+fn check_loaded(
+    client: &Client,
+    c: &Common,
+    wanted: &[String],
+    strict_missing: bool,
+) -> Result<(), Fail> {
     let snap = client.snapshot();
+    let timed_out = !client.is_ready();
+    let mut loaded = Vec::new();
     let mut unreachable = Vec::new();
     let mut not_found = Vec::new();
-    for ns in snap.namespaces() {
+    for name in wanted {
+        let Some(ns) = snap.namespaces().find(|n| n.name() == name) else {
+            // Not even listed yet: the client was still starting (a big cache to read).
+            unreachable.push(name.clone());
+            continue;
+        };
         match (ns.status(), ns.source()) {
             (Status::NotFound, Source::None) => not_found.push(ns.name().to_string()),
             (_, Source::None) => unreachable.push(ns.name().to_string()),
-            (_, Source::Cache) => eprintln!(
-                "apolloconf: warning: {} is served from the local cache (the server did not answer)",
-                ns.name()
-            ),
-            _ => {}
+            (_, Source::Cache) => {
+                loaded.push(format!("{} (from the local cache)", ns.name()));
+                eprintln!(
+                    "apolloconf: warning: {} is served from the local cache (the server did not answer)",
+                    output::printable(ns.name())
+                );
+            }
+            _ => loaded.push(ns.name().to_string()),
         }
     }
     if !unreachable.is_empty() {
@@ -309,9 +377,24 @@ fn check_loaded(client: &Client, strict_missing: bool) -> Result<(), Fail> {
         };
         let last = client.metrics().last_error;
         let cause = last.as_ref().map(|e| format!(": {e}")).unwrap_or_default();
-        let tls = last.is_some_and(|e| {
+        let tls = last.as_ref().is_some_and(|e| {
             matches!(&e.cause, apolloconf::ErrorCause::Transport(t) if t.kind == apolloconf::TransportErrorKind::Tls)
         });
+        if timed_out {
+            let loaded = if loaded.is_empty() {
+                "nothing".to_string()
+            } else {
+                loaded.join(", ")
+            };
+            return Err(Fail::usage(format!(
+                "timed out after {} before every namespace loaded from {servers}: loaded {loaded}; \
+                 not loaded: {}{cause}\n\
+                 Raise --timeout (reading a large local cache takes time too), or check that \
+                 the server answers.",
+                seconds(c.timeout),
+                unreachable.join(", ")
+            )));
+        }
         let hint = if tls {
             "Check the server's https certificate: it must name the host of the URL and be \
              signed by a trusted CA; trust a private CA with --ca-file FILE."
@@ -335,11 +418,17 @@ fn check_loaded(client: &Client, strict_missing: bool) -> Result<(), Fail> {
     Ok(())
 }
 
+/// `--timeout` for messages: `1s`, `2.5s`.
+fn seconds(t: f64) -> String {
+    format!("{t}s")
+}
+
 // ------------------------------------------------------------------------------ get
 
 fn get(c: &Common, keys: &[String]) -> Result<(), Fail> {
-    let client = build(builder(c).namespaces(c.namespaces.iter()))?;
-    check_loaded(&client, keys.is_empty())?;
+    let wanted = namespaces(c);
+    let client = build(builder(c).namespaces(wanted.iter()))?;
+    check_loaded(&client, c, &wanted, keys.is_empty())?;
     let snap = client.snapshot();
     let mut out = Out::stdout();
     if keys.is_empty() {
@@ -383,15 +472,17 @@ fn export(c: &Common, output: Option<&Path>) -> Result<(), Fail> {
             "export writes one namespace: pass a single --namespace",
         ));
     }
-    let client = build(builder(c).namespaces(c.namespaces.iter()))?;
-    check_loaded(&client, true)?;
+    let wanted = namespaces(c);
+    let client = build(builder(c).namespaces(wanted.iter()))?;
+    check_loaded(&client, c, &wanted, true)?;
     // The one namespace watched (the core's default when none was given).
     let snap = client.snapshot();
     let ns = snap
         .namespaces()
         .next()
         .ok_or_else(|| Fail::usage("no namespace is watched"))?;
-    let text = output::export_text(ns, c.format);
+    let terminal = output.is_none() && std::io::stdout().is_terminal();
+    let text = output::export_text(ns, c.format, terminal);
     match output {
         None => {
             let mut out = Out::stdout();
@@ -531,6 +622,11 @@ fn watch(c: &Common) -> Result<(), Fail> {
     let mut view = output::Watch::new(c.format, Out::stdout());
     view.start(&client);
     while !stop.load(Ordering::SeqCst) {
+        // The reader went away (`watch | head -1`): nobody wants more; end quietly.
+        if view.closed() {
+            log::debug!("stdout is closed; stopping");
+            break;
+        }
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(Event::Closed) => break,
             Ok(e) => view.event(&client, e),

@@ -1,5 +1,6 @@
 //! Output formats and the live `watch` view.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::SystemTime;
@@ -47,18 +48,36 @@ impl Out {
         self.broken
     }
 
+    /// Whether the reader of stdout is gone: a write failed (`EPIPE`), or (on Unix) the
+    /// other end of the pipe or socket is closed, which `poll` tells without writing
+    /// anything (`POLLERR`/`POLLHUP`).
+    pub fn closed(&mut self) -> bool {
+        #[cfg(unix)]
+        if !self.broken {
+            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+            use std::os::fd::AsFd;
+            let fd = self.w.as_fd();
+            let mut fds = [PollFd::new(fd, PollFlags::empty())];
+            let gone = poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+                && fds[0]
+                    .revents()
+                    .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP));
+            if gone {
+                self.broken = true;
+            }
+        }
+        self.broken
+    }
+
     /// Print key/value pairs (`None`: missing key) in a format.
     pub fn pairs(&mut self, format: Format, pairs: &[(String, Option<String>)]) {
         match format {
             Format::Table => {
-                let width = pairs
-                    .iter()
-                    .map(|(k, _)| k.chars().count())
-                    .max()
-                    .unwrap_or(0);
-                for (k, v) in pairs {
+                let keys: Vec<Cow<'_, str>> = pairs.iter().map(|(k, _)| printable(k)).collect();
+                let width = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
+                for (k, (_, v)) in keys.iter().zip(pairs) {
                     match v {
-                        Some(v) => self.line(&format!("{k:<width$}  {v}")),
+                        Some(v) => self.line(&format!("{k:<width$}  {}", printable(v))),
                         None => self.line(&format!("{k:<width$}  (not found)")),
                     }
                 }
@@ -68,14 +87,16 @@ impl Out {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone().map_or(Value::Null, Value::String)))
                     .collect();
-                self.line(&Value::Object(map).to_string());
+                self.line(&escape_unsafe(Value::Object(map).to_string()));
             }
             Format::Properties => {
                 let present: Vec<(&str, &str)> = pairs
                     .iter()
                     .filter_map(|(k, v)| v.as_deref().map(|v| (k.as_str(), v)))
                     .collect();
-                self.raw(&apolloconf_core::properties::store_text(present));
+                self.raw(&escape_unsafe(apolloconf_core::properties::store_text(
+                    present,
+                )));
             }
             Format::Env => {
                 for (k, v) in pairs {
@@ -87,11 +108,70 @@ impl Out {
             Format::Yaml => {
                 for (k, v) in pairs {
                     let v = v.as_ref().map_or(Value::Null, |s| Value::String(s.clone()));
-                    self.line(&format!("{}: {v}", Value::String(k.clone())));
+                    self.line(&escape_unsafe(format!("{}: {v}", Value::String(k.clone()))));
                 }
             }
         }
     }
+}
+
+/// Whether `c` must not reach a terminal as it is: control characters (C0 such as ESC,
+/// DEL, C1 such as the 8-bit CSI) and the Unicode controls that reorder the text shown
+/// (bidirectional overrides and isolates).
+pub fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Text for people (the table view, messages): unsafe characters (see [`is_unsafe`])
+/// as `\n`, `\r`, `\t` or `\u{1b}`; printable Unicode as it is.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_unsafe) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_unsafe(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A message for people, line by line (its line breaks are kept, everything else unsafe
+/// is escaped), with passwords in URLs hidden.
+pub fn message(s: &str) -> String {
+    let text = apolloconf::settings::redact_credentials(s);
+    text.split('\n')
+        .map(|l| printable(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// JSON, YAML or properties text whose unsafe characters (see [`is_unsafe`]) are written
+/// as `\uXXXX`, an escape all three formats read back as the same character. Line breaks
+/// are left alone: the writers already escape those inside values, so a raw one is part
+/// of the layout. Every unsafe character is in the Basic Multilingual Plane (one escape).
+pub fn escape_unsafe(text: String) -> String {
+    if !text.chars().any(|c| c != '\n' && is_unsafe(c)) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c != '\n' && is_unsafe(c) {
+            out.push_str(&format!("\\u{:04X}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `db.url` → `DB_URL`; other characters become `_`; a leading digit gets a `_` prefix.
@@ -112,19 +192,63 @@ pub fn env_name(key: &str) -> String {
     s
 }
 
-/// `KEY='value'` with the value single-quoted for POSIX shells.
+/// `KEY='value'` with the value single-quoted for POSIX shells. A value with unsafe
+/// characters (see [`is_unsafe`]; they would reach the terminal as they are inside single
+/// quotes) is written as `KEY=$'...'` instead, each such character as the `\xHH` escapes
+/// of its UTF-8 bytes (`$'...'`: bash, zsh, ksh, busybox sh, POSIX.1-2024).
 pub fn env_line(key: &str, value: &str) -> String {
-    format!("{}='{}'", env_name(key), value.replace('\'', "'\\''"))
+    if !value.chars().any(is_unsafe) {
+        return format!("{}='{}'", env_name(key), value.replace('\'', "'\\''"));
+    }
+    let mut quoted = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '\\' => quoted.push_str("\\\\"),
+            '\'' => quoted.push_str("\\'"),
+            c if is_unsafe(c) => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    quoted.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            c => quoted.push(c),
+        }
+    }
+    format!("{}=$'{quoted}'", env_name(key))
+}
+
+/// Raw text for a terminal: unsafe characters (see [`is_unsafe`]) other than line
+/// breaks and tabs as `\u{1b}`.
+pub fn content_for_terminal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_unsafe(c) && !matches!(c, '\n' | '\r' | '\t') {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A namespace as text in a format: YAML and JSON namespaces keep their own text in their
-/// own format; otherwise the properties view is written.
-pub fn export_text(ns: &Namespace, format: Format) -> String {
+/// own format (as it is, unless it goes to a `terminal`: then its control characters are
+/// escaped); otherwise the properties view is written, with control characters escaped
+/// as the format allows.
+pub fn export_text(ns: &Namespace, format: Format, terminal: bool) -> String {
     let content = ns.content();
     let fmt = ns.format();
+    let own = |text: Option<&str>| {
+        let text = text.unwrap_or_default();
+        if terminal {
+            content_for_terminal(text)
+        } else {
+            text.to_string()
+        }
+    };
     match format {
-        Format::Yaml if fmt.is_yaml() => content.unwrap_or_default().to_string(),
-        Format::Json if fmt == apolloconf::Format::Json => content.unwrap_or_default().to_string(),
+        Format::Yaml if fmt.is_yaml() => own(content),
+        Format::Json if fmt == apolloconf::Format::Json => own(content),
         Format::Json => {
             let map: Map<String, Value> = ns
                 .properties()
@@ -133,7 +257,7 @@ pub fn export_text(ns: &Namespace, format: Format) -> String {
                 .collect();
             let mut s = serde_json::to_string_pretty(&Value::Object(map)).unwrap_or_default();
             s.push('\n');
-            s
+            escape_unsafe(s)
         }
         Format::Yaml => {
             let mut s = String::new();
@@ -144,18 +268,20 @@ pub fn export_text(ns: &Namespace, format: Format) -> String {
                     Value::String(v.clone())
                 ));
             }
-            s
+            escape_unsafe(s)
         }
         Format::Env => ns
             .properties()
             .iter()
             .map(|(k, v)| env_line(k, v) + "\n")
             .collect(),
-        Format::Properties | Format::Table => apolloconf_core::properties::store_text(
-            ns.properties()
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        ),
+        Format::Properties | Format::Table => {
+            escape_unsafe(apolloconf_core::properties::store_text(
+                ns.properties()
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            ))
+        }
     }
 }
 
@@ -192,7 +318,7 @@ struct JsonChange<'a> {
 impl JsonLine<'_> {
     fn text(&self) -> String {
         // Plain strings and maps of strings: serialising cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        escape_unsafe(serde_json::to_string(self).unwrap_or_default())
     }
 }
 
@@ -260,10 +386,10 @@ impl Watch {
                 Some(apolloconf::ServerSource::ConfigService(c)) => c.clone(),
                 None => String::new(),
             };
-            self.emit(&format!(
+            self.emit(&message(&format!(
                 "app {} · cluster {} · {server}",
                 s.app_id, s.cluster
-            ));
+            )));
         }
         let snap = client.snapshot();
         for ns in snap.namespaces() {
@@ -303,21 +429,24 @@ impl Watch {
         }
         let header = format!(
             "── {} ({}, release {})",
-            ns.name(),
+            printable(ns.name()),
             ns.source().as_str(),
-            ns.release_key().unwrap_or("-")
+            printable(ns.release_key().unwrap_or("-"))
         );
         self.emit(&header);
         match self.format {
             Format::Table => {
-                let width = ns
+                let rows: Vec<(Cow<'_, str>, Cow<'_, str>)> = ns
                     .properties()
-                    .keys()
-                    .map(|k| k.chars().count())
+                    .iter()
+                    .map(|(k, v)| (printable(k), printable(v)))
+                    .collect();
+                let width = rows
+                    .iter()
+                    .map(|(k, _)| k.chars().count())
                     .max()
                     .unwrap_or(0);
-                let lines: Vec<String> = ns
-                    .properties()
+                let lines: Vec<String> = rows
                     .iter()
                     .map(|(k, v)| format!("  {k:<width$}  {v}"))
                     .collect();
@@ -326,7 +455,7 @@ impl Watch {
                 }
             }
             f => {
-                let text = export_text(ns, f);
+                let text = export_text(ns, f, self.tty);
                 self.clear_status();
                 self.out.raw(&text);
                 self.out.flush();
@@ -334,11 +463,12 @@ impl Watch {
         }
     }
 
-    fn error(&mut self, message: &str) {
+    fn error(&mut self, text: &str) {
+        let text = apolloconf::settings::redact_credentials(text);
         if self.json() {
-            self.emit(&JsonLine::Error { message }.text());
+            self.emit(&JsonLine::Error { message: &text }.text());
         } else {
-            self.emit(&format!("! {message}"));
+            self.emit(&format!("! {}", message(&text)));
         }
     }
 
@@ -375,21 +505,22 @@ impl Watch {
                     None => format!("unset {}", env_name(&c.key)),
                 },
                 Format::Properties | Format::Yaml => match &c.new {
-                    Some(v) => {
-                        apolloconf_core::properties::store_text([(c.key.as_str(), v.as_str())])
-                            .trim_end()
-                            .to_string()
-                    }
-                    None => format!("# deleted: {}", c.key),
+                    Some(v) => escape_unsafe(apolloconf_core::properties::store_text([(
+                        c.key.as_str(),
+                        v.as_str(),
+                    )]))
+                    .trim_end()
+                    .to_string(),
+                    None => format!("# deleted: {}", printable(&c.key)),
                 },
                 _ => format!(
                     "{} {} {:<8} {}: {} → {}",
                     clock(now),
-                    ev.namespace,
+                    printable(&ev.namespace),
                     c.kind.as_str(),
-                    c.key,
-                    c.old.as_deref().unwrap_or("∅"),
-                    c.new.as_deref().unwrap_or("∅")
+                    printable(&c.key),
+                    printable(c.old.as_deref().unwrap_or("∅")),
+                    printable(c.new.as_deref().unwrap_or("∅"))
                 ),
             };
             self.emit(&line);
@@ -452,7 +583,10 @@ impl Watch {
             Some((t, ns)) => format!("last update {} ({ns})", clock(*t)),
             None => "no update yet".to_string(),
         };
-        let line = format!("● {server} · {} · {last} · Ctrl-C quits", self.state);
+        let line = message(&format!(
+            "● {server} · {} · {last} · Ctrl-C quits",
+            self.state
+        ));
         if self.tty {
             self.clear_status();
             self.out.raw(&line);
@@ -463,6 +597,11 @@ impl Watch {
             self.out.flush();
         }
         self.last_status = line;
+    }
+
+    /// Whether the reader of the output is gone (see [`Out::closed`]).
+    pub fn closed(&mut self) -> bool {
+        self.out.closed()
     }
 
     /// Leave the terminal tidy.

@@ -14,7 +14,11 @@
 //! - key names are matched exactly (use `#[serde(rename_all = "kebab-case")]` or
 //!   `#[serde(rename = "...")]` for other spellings); unknown keys are ignored unless the
 //!   type says `#[serde(deny_unknown_fields)]`;
-//! - when a key is both a value and a parent (`a=1` and `a.b=2`), the nested keys win.
+//! - when a key is both a value and a parent (`a=1` and `a.b=2`), the nested keys win;
+//! - a key may have at most [`MAX_DEPTH`] levels (dot-separated parts and `[i]` indexes):
+//!   a deeper one is a [`BindError`] naming it, whatever the target type, so that binding
+//!   never recurses without bound (the flattened view of a YAML namespace stays within
+//!   this, as the core caps YAML nesting at 256).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -65,6 +69,9 @@ enum Seg<'a> {
     Index(usize),
 }
 
+/// The most levels a key may have (see the module docs).
+pub const MAX_DEPTH: usize = 256;
+
 /// `a.b[0][1].c` → `a`, `b`, 0, 1, `c`. A bracket that is not a number stays part of the key.
 fn segments(key: &str) -> Vec<Seg<'_>> {
     let mut out = Vec::new();
@@ -101,37 +108,46 @@ fn segments(key: &str) -> Vec<Seg<'_>> {
     out
 }
 
-fn insert(node: &mut Node, segs: &[Seg<'_>], value: &str) {
-    let Some((first, rest)) = segs.split_first() else {
-        if !matches!(node, Node::Map(_) | Node::List(_)) {
-            *node = Node::Leaf(value.to_string());
-        }
-        return;
-    };
-    let child = match first {
-        Seg::Key(k) => {
-            if !matches!(node, Node::Map(_)) {
-                *node = Node::Map(BTreeMap::new());
+/// Put `value` at `segs` below `node` (a loop: the depth is bounded by the caller, but
+/// nothing here recurses).
+fn insert(mut node: &mut Node, segs: &[Seg<'_>], value: &str) {
+    for seg in segs {
+        node = match seg {
+            Seg::Key(k) => {
+                if !matches!(node, Node::Map(_)) {
+                    *node = Node::Map(BTreeMap::new());
+                }
+                let Node::Map(m) = node else { return };
+                m.entry((*k).to_string())
+                    .or_insert_with(|| Node::Leaf(String::new()))
             }
-            let Node::Map(m) = node else { return };
-            m.entry((*k).to_string())
-                .or_insert_with(|| Node::Leaf(String::new()))
-        }
-        Seg::Index(i) => {
-            if !matches!(node, Node::List(_)) {
-                *node = Node::List(BTreeMap::new());
+            Seg::Index(i) => {
+                if !matches!(node, Node::List(_)) {
+                    *node = Node::List(BTreeMap::new());
+                }
+                let Node::List(l) = node else { return };
+                l.entry(*i).or_insert_with(|| Node::Leaf(String::new()))
             }
-            let Node::List(l) = node else { return };
-            l.entry(*i).or_insert_with(|| Node::Leaf(String::new()))
-        }
-    };
-    insert(child, rest, value);
+        };
+    }
+    if !matches!(node, Node::Map(_) | Node::List(_)) {
+        *node = Node::Leaf(value.to_string());
+    }
+}
+
+/// At most the first 60 characters of a key, for messages.
+fn shorten(key: &str) -> String {
+    match key.char_indices().nth(60) {
+        Some((at, _)) => format!("{}...", &key[..at]),
+        None => key.to_string(),
+    }
 }
 
 /// Deserialize `T` from flat `key=value` pairs (rules in the module docs).
 ///
 /// # Errors
-/// A [`BindError`] naming the key whose value did not fit.
+/// A [`BindError`] naming the key whose value did not fit, or a key with more than
+/// [`MAX_DEPTH`] levels.
 pub fn from_properties<'a, T, I>(pairs: I) -> Result<T, BindError>
 where
     T: DeserializeOwned,
@@ -140,6 +156,13 @@ where
     let mut root = Node::Map(BTreeMap::new());
     for (k, v) in pairs {
         let segs = segments(k);
+        if segs.len() > MAX_DEPTH {
+            return Err(BindError::new(format!(
+                "key {:?} has {} levels; at most {MAX_DEPTH} can be bound",
+                shorten(k),
+                segs.len()
+            )));
+        }
         if !segs.is_empty() {
             insert(&mut root, &segs, v);
         }

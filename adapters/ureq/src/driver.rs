@@ -151,7 +151,7 @@ impl Shared {
 
     /// Wait until ready (or closed) for at most `timeout`; returns whether ready.
     pub(crate) fn wait_ready(&self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = crate::deadline(std::time::Instant::now(), timeout);
         let mut r = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
         while !*r {
             let now = std::time::Instant::now();
@@ -191,7 +191,9 @@ impl Clock {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
     pub(crate) fn system_time(&self, t: Instant) -> SystemTime {
-        self.wall + Duration::from_millis(t.as_millis())
+        self.wall
+            .checked_add(Duration::from_millis(t.as_millis()))
+            .unwrap_or(self.wall)
     }
 }
 
@@ -243,7 +245,7 @@ impl WriteBehind {
     /// When the queued writes are due (None when there are none).
     fn due(&self) -> Option<std::time::Instant> {
         let (first, last) = (self.first?, self.last?);
-        Some((last + WRITE_QUIET).min(first + WRITE_MAX_DELAY))
+        Some(crate::deadline(last, WRITE_QUIET).min(crate::deadline(first, WRITE_MAX_DELAY)))
     }
 
     fn take(&mut self) -> Vec<CacheWrite> {
@@ -281,20 +283,18 @@ pub(crate) fn load_cache(
             cause: ErrorCause::Cache(msg),
         })
     };
-    match cache.read(&name) {
-        Ok(None) => {}
-        Ok(Some(bytes)) => {
-            if let Err(e) = core.handle_input(Input::CacheFile {
-                namespace,
-                contents: &bytes,
-            }) {
-                log::warn!("cache file {name}: {e}");
-            }
-        }
-        Err(msg) => {
-            shared.cache_read_failures.fetch_add(1, Ordering::Relaxed);
-            log::warn!("cache file unusable: {msg}");
-            out.push(cache_error(msg));
+    let found = cache.read(&name);
+    for msg in found.problems {
+        shared.cache_read_failures.fetch_add(1, Ordering::Relaxed);
+        log::warn!("cache file unusable: {msg}");
+        out.push(cache_error(msg));
+    }
+    if let Some(bytes) = found.bytes {
+        if let Err(e) = core.handle_input(Input::CacheFile {
+            namespace,
+            contents: &bytes,
+        }) {
+            log::warn!("cache file {name}: {e}");
         }
     }
 }
@@ -446,7 +446,7 @@ impl Driver {
     /// return at once) and join the workers.
     fn stop_workers(&mut self) {
         self.agent.clone().shutdown();
-        let deadline = std::time::Instant::now() + WORKER_JOIN_LIMIT;
+        let deadline = crate::deadline(std::time::Instant::now(), WORKER_JOIN_LIMIT);
         while self.workers.iter().any(|h| !h.is_finished()) && std::time::Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(1));
@@ -482,10 +482,16 @@ impl Driver {
                                     .cache_read_failures
                                     .fetch_add(1, Ordering::Relaxed);
                             }
-                            log::warn!("apollo: {err}");
+                            log::warn!(
+                                "apollo: {}",
+                                crate::settings::redact_credentials(&err.to_string())
+                            );
                         }
                         Event::ServicesChanged { services } => {
-                            log::info!("apollo: config services {services:?}")
+                            log::info!(
+                                "apollo: config services {}",
+                                crate::settings::redact_credentials(&format!("{services:?}"))
+                            )
                         }
                         _ => {}
                     }

@@ -3,6 +3,7 @@
 use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use apolloconf_core::{HttpRequest, TransportError, TransportErrorKind};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
@@ -193,20 +194,31 @@ fn fail(e: &ureq::Error, sending: bool) -> TransportError {
         Some(tls) => format!("TLS error: {tls}"),
         None => e.to_string(),
     };
+    // Some of ureq's errors quote the URL (a bad URI, a redirect).
+    let message = crate::settings::redact_credentials(&message).into_owned();
     TransportError::new(classify(e, sending), message)
 }
+
+/// The longest timeout handed to ureq, which adds timeouts to instants and would
+/// overflow on `Duration::MAX`: a year is "never" for a request.
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Run one GET to completion: `(status, body)` or the transport failure.
 pub(crate) fn perform(
     agent: &ureq::Agent,
     req: &HttpRequest,
 ) -> Result<(u16, Vec<u8>), TransportError> {
+    let connect = req.connect_timeout.min(MAX_TIMEOUT);
+    let total = req
+        .connect_timeout
+        .saturating_add(req.timeout)
+        .min(MAX_TIMEOUT);
     let mut builder = agent
         .get(&req.url)
         .config()
         .http_status_as_error(false)
-        .timeout_connect(Some(req.connect_timeout))
-        .timeout_global(Some(req.connect_timeout + req.timeout))
+        .timeout_connect(Some(connect))
+        .timeout_global(Some(total))
         .build();
     for (name, value) in &req.headers {
         builder = builder.header(name.as_str(), value.as_str());

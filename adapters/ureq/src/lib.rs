@@ -83,9 +83,27 @@
 //! directory. They are read at start (values then come from the cache until the server
 //! answers) and rewritten atomically (temp file, fsync, rename) after every change, once
 //! readers and listeners have the new values (within 20–250 ms; `close()` writes what is
-//! still queued). If the
-//! directory is not writable a directory under the system temp dir is used and a warning
-//! logged; a failed write is logged and counted, never fatal.
+//! still queued); a failed write is logged and counted, never fatal.
+//!
+//! If the configured directory is not writable, the client falls back to a directory of
+//! the user it runs as, never to one another user could have made: on Unix
+//! `$XDG_CACHE_HOME/apolloconf/{appId}/config-cache`, else
+//! `$HOME/.cache/apolloconf/{appId}/config-cache` (both variables as given by the
+//! [`environment`](ClientBuilder::environment)), else `{temp}/apolloconf-{uid}/...`, a
+//! directory the client creates with mode 0700 and checks before every use (a directory,
+//! not a symbolic link, owned by the effective uid, no permission for group or others).
+//! A fallback that fails the check is refused with a warning and an [`Event::Error`]
+//! ([`ErrorCause::Cache`]); values are then kept in memory only. (Elsewhere the
+//! fallback is `{temp}/apolloconf-cache/...`, as the temp directory is the user's own.)
+//!
+//! A cache file is read only when it is a regular file, not a symbolic link, owned by
+//! the effective uid, not writable by group or others, and at most 48 MiB (three times
+//! the 16 MiB an HTTP answer may have: the file escapes non-ASCII text as `\uXXXX`).
+//! Anything else is skipped with an [`Event::Error`] ([`ErrorCause::Cache`]) that says
+//! why, and the client starts without it. Temporary and probe files are created
+//! exclusively under random names, so nothing planted at their names is followed. The
+//! effective uid is read from `/proc/self/status`, or taken from the owner of a file the
+//! client creates (and removes) in the temp directory where there is no `/proc`.
 //!
 //! # Threads and shutdown
 //!
@@ -155,7 +173,9 @@ pub enum Error {
         server_properties: PathBuf,
     },
     /// The configuration was rejected (an empty app id, a URL that does not parse, ...).
-    #[error("invalid configuration: {0}")]
+    /// The message hides a password embedded in a URL
+    /// ([`settings::redact_credentials`]).
+    #[error("invalid configuration: {}", settings::redact_credentials(&.0.to_string()))]
     Config(#[from] ConfigError),
     /// `server.properties` exists but could not be read.
     #[error("cannot read {}: {message}", path.display())]
@@ -350,7 +370,8 @@ impl ClientBuilder {
     }
     /// How long [`build`](ClientBuilder::build) waits for the first load of every
     /// namespace (default 5 s). After it, `build` returns with what the cache had; the
-    /// rest arrives later with change events.
+    /// rest arrives later with change events. Any duration works: one too long to add
+    /// to the clock (`Duration::MAX`) waits until every namespace settled.
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = timeout;
         self
@@ -475,9 +496,20 @@ impl ClientBuilder {
                 );
                 None
             }
-            (true, Some(dir)) => Some(cache::CacheDir::open(&resolved.cache_root, &dir)),
+            (true, Some(dir)) => Some(cache::CacheDir::open(&resolved.cache_root, &dir, &self.env)),
         };
         let mut pending = Vec::new();
+        let cache = cache.map(|(c, problems)| {
+            pending.extend(problems.into_iter().map(|msg| {
+                Event::Error(ClientError {
+                    namespace: None,
+                    request: None,
+                    url: None,
+                    cause: ErrorCause::Cache(msg),
+                })
+            }));
+            c
+        });
         if let Some(c) = &cache {
             let names: Vec<String> = core.namespaces().map(|n| n.name().to_string()).collect();
             for ns in names {
@@ -573,6 +605,19 @@ struct Paused {
 
 /// How long [`Client::prepare_fork`] waits for the threads to park.
 const FORK_PAUSE_LIMIT: Duration = Duration::from_secs(5);
+
+/// How far away a deadline is put when `now + duration` cannot be represented (a
+/// start-up timeout of `Duration::MAX`, say): far enough never to come.
+const FAR_AWAY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + d` without overflow: a duration too long to add gives a deadline about a
+/// century away (or, failing even that, a year).
+pub(crate) fn deadline(now: std::time::Instant, d: Duration) -> std::time::Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(FAR_AWAY))
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
 
 /// A fresh random seed for the core's choices (instance picks, jitter), from the keys of
 /// the standard library's `RandomState` (random per process, and different for each

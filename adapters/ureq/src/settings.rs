@@ -83,13 +83,75 @@ impl Env {
     }
 }
 
-/// Where the client finds config services, after resolution.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the client finds config services, after resolution. `Debug` hides passwords
+/// embedded in the URLs (see [`redact_credentials`]).
+#[derive(Clone, PartialEq, Eq)]
 pub enum ServerSource {
     /// Meta-server address(es) (comma-separated): config services are discovered.
     Meta(String),
     /// Config-service URL(s) (comma-separated): used directly, no discovery.
     ConfigService(String),
+}
+
+impl std::fmt::Debug for ServerSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, list) = match self {
+            ServerSource::Meta(l) => ("Meta", l),
+            ServerSource::ConfigService(l) => ("ConfigService", l),
+        };
+        f.debug_tuple(name)
+            .field(&redact_credentials(list))
+            .finish()
+    }
+}
+
+/// `text` with the credentials of every URL in it hidden, for messages and logs:
+/// `http://user:secret@host` becomes `http://user:***@host`, and a user name alone
+/// (`http://token@host`, often a token) becomes `http://***@host`. Everything else is
+/// kept; text without `://` is returned as it is.
+///
+/// ```
+/// use apolloconf::settings::redact_credentials;
+/// assert_eq!(
+///     redact_credentials("http://apollo:s3cret@meta:8080,http://other:8080/x"),
+///     "http://apollo:***@meta:8080,http://other:8080/x"
+/// );
+/// ```
+pub fn redact_credentials(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("://") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        // The authority ends at the path, query or fragment, or where the text around
+        // the URL goes on (a blank, a quote).
+        let end = tail
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '`' | '<' | '>') || c.is_whitespace()
+            })
+            .unwrap_or(tail.len());
+        let authority = tail.get(..end).unwrap_or(tail);
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = authority.get(..at).unwrap_or("");
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(userinfo.get(..colon).unwrap_or(""));
+                        out.push_str(":***@");
+                    }
+                    None => out.push_str("***@"),
+                }
+                // Go on after the `@`: a list's next URL may follow in this authority.
+                rest = tail.get(at + 1..).unwrap_or("");
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// Values given explicitly (builder or command line). Each `None` falls through to the
@@ -122,8 +184,11 @@ impl std::fmt::Debug for Overrides {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Overrides")
             .field("app_id", &self.app_id)
-            .field("meta", &self.meta)
-            .field("config_service", &self.config_service)
+            .field("meta", &self.meta.as_deref().map(redact_credentials))
+            .field(
+                "config_service",
+                &self.config_service.as_deref().map(redact_credentials),
+            )
             .field("env", &self.env)
             .field("cluster", &self.cluster)
             .field("idc", &self.idc)
@@ -380,6 +445,41 @@ mod tests {
             r.servers,
             Some(ServerSource::ConfigService("http://new".into()))
         );
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        let cases = [
+            ("no url here", "no url here"),
+            ("http://host:8080/x", "http://host:8080/x"),
+            ("http://u:p@h:1", "http://u:***@h:1"),
+            (
+                "https://tok@h/p?q=http://a:b@c",
+                "https://***@h/p?q=http://a:***@c",
+            ),
+            (
+                "http://u:p@h1,http://c:d@h2/x",
+                "http://u:***@h1,http://c:***@h2/x",
+            ),
+            ("http://h1,http://c:d@h2", "http://h1,http://c:***@h2"),
+            ("http://u:p,w@h", "http://u:***@h"),
+            ("http://u:p@ss@h/z", "http://u:***@h/z"),
+            (
+                "invalid server URL \"ftp://u:secret@h\": x",
+                "invalid server URL \"ftp://u:***@h\": x",
+            ),
+            (
+                "see http://u:p@h and https://v:q@i.",
+                "see http://u:***@h and https://v:***@i.",
+            ),
+            ("://", "://"),
+            ("x://@", "x://***@"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact_credentials(input), want, "{input}");
+        }
+        let d = format!("{:?}", ServerSource::Meta("http://u:pw@m".into()));
+        assert_eq!(d, "Meta(\"http://u:***@m\")");
     }
 
     #[test]
