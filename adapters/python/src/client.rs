@@ -243,7 +243,9 @@ impl Client {
                 Some("startup_timeout"),
             ));
         }
-        b = b.startup_timeout(Duration::from_secs_f64(startup_timeout));
+        // Any number of seconds: beyond what a Duration holds is "forever".
+        b = b
+            .startup_timeout(Duration::try_from_secs_f64(startup_timeout).unwrap_or(Duration::MAX));
         b = b.timing(self::timing(py, timing)?);
         for f in paths(tls_root_file, "tls_root_file")? {
             b = b.tls_root_file(f);
@@ -662,7 +664,8 @@ impl ChangeIter {
     /// Wait for the next event, at most `timeout` (forever when `None`), checking for
     /// signals between slices.
     fn next(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Next> {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        // A timeout too long for the clock to represent waits forever.
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
         loop {
             let slice = match deadline {
                 Some(d) => d
@@ -710,7 +713,9 @@ impl ChangeIter {
     fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<ChangeEvent>> {
         let timeout = match timeout {
             None => None,
-            Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t)),
+            Some(t) if t.is_finite() && t >= 0.0 => {
+                Some(Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX))
+            }
             Some(t) => return Err(PyValueError::new_err(format!("bad timeout {t}"))),
         };
         match self.next(py, timeout)? {

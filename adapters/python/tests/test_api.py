@@ -325,3 +325,12 @@ def test_dropping_the_last_reference_while_a_listener_waits(server, tmp_path):
     del c
     gc.collect()
     assert time.monotonic() - t0 < 5
+
+
+def test_huge_timeouts_are_forever_not_a_crash(make_client):
+    """Seconds beyond what a duration holds (1e19, 1e300) mean 'forever', never a panic."""
+    c = make_client(startup_timeout=1e300)
+    assert c.get("timeout") == "100"
+    it = c.changes()
+    c.close()
+    assert it.get(timeout=1e19) is None
