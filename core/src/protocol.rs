@@ -40,29 +40,33 @@ fn scalar_string(v: &Value) -> Option<String> {
 }
 
 pub(crate) fn parse_config(body: &[u8]) -> Result<ConfigBody, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let obj = v.as_object().ok_or("body is not a JSON object")?;
+    let mut v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let obj = v.as_object_mut().ok_or("body is not a JSON object")?;
     let release_key = obj
         .get("releaseKey")
         .and_then(scalar_string)
         .ok_or("missing releaseKey")?;
-    let sync = obj
-        .get("configSyncType")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .unwrap_or("");
+    let sync = String::from(
+        obj.get("configSyncType")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or(""),
+    );
     if sync.is_empty() || sync.eq_ignore_ascii_case("FullSync") {
-        let confs = obj
-            .get("configurations")
-            .and_then(Value::as_object)
-            .ok_or("full sync without configurations")?;
+        let Some(Value::Object(confs)) = obj.remove("configurations") else {
+            return Err("full sync without configurations".into());
+        };
+        // Moved out of the parsed document, not copied: a large release is held once.
         let mut map = BTreeMap::new();
         for (k, v) in confs {
             match v {
                 Value::Null => {}
+                Value::String(s) => {
+                    map.insert(k, s);
+                }
                 other => {
-                    let s = scalar_string(other).ok_or("configuration value is not a string")?;
-                    map.insert(k.clone(), s);
+                    let s = scalar_string(&other).ok_or("configuration value is not a string")?;
+                    map.insert(k, s);
                 }
             }
         }

@@ -566,7 +566,7 @@ impl Driver {
                 .all(|(o, n)| o.name() == n.name());
         let index = match &old.index {
             Some(index) if same_list && touched.is_empty() => Some(index.clone()),
-            _ => Some(crate::snapshot::merged_index(&namespaces)),
+            _ => crate::snapshot::merged_index(&namespaces),
         };
         let snap = Snapshot {
             namespaces,

@@ -212,11 +212,11 @@ pub struct NamespaceMetrics {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub(crate) namespaces: Vec<Arc<Namespace>>,
-    /// The merged lookup as a hash table: each key with the value of the first namespace
-    /// (in configured order) that holds it, so a read is one hash lookup instead of one
-    /// ordered-map lookup per namespace. Shared by the snapshots that follow while no
-    /// namespace's values change. `None` in a snapshot made without it (the lookup then
-    /// walks the namespaces).
+    /// With two or more namespaces, the merged lookup as a hash table: each key with the
+    /// value of the first namespace (in configured order) that holds it, so a read is one
+    /// hash lookup instead of one ordered-map lookup per namespace. Shared by the
+    /// snapshots that follow while no namespace's values change. `None` for one namespace
+    /// (the lookup then walks the namespaces: one lookup).
     pub(crate) index: Option<Arc<MergedIndex>>,
     pub(crate) core_metrics: apolloconf_core::Metrics,
     pub(crate) services: Vec<String>,
@@ -226,8 +226,12 @@ pub struct Snapshot {
 /// Key → value of the merged lookup.
 pub(crate) type MergedIndex = HashMap<Box<str>, Box<str>>;
 
-/// The [`MergedIndex`] of `namespaces`.
-pub(crate) fn merged_index(namespaces: &[Arc<Namespace>]) -> Arc<MergedIndex> {
+/// The [`MergedIndex`] of `namespaces`; none for a single namespace (its own ordered map
+/// answers as fast, and a large namespace is not held twice).
+pub(crate) fn merged_index(namespaces: &[Arc<Namespace>]) -> Option<Arc<MergedIndex>> {
+    if namespaces.len() < 2 {
+        return None;
+    }
     let total = namespaces.iter().map(|n| n.properties().len()).sum();
     let mut index = MergedIndex::with_capacity(total);
     for ns in namespaces {
@@ -237,7 +241,7 @@ pub(crate) fn merged_index(namespaces: &[Arc<Namespace>]) -> Arc<MergedIndex> {
             }
         }
     }
-    Arc::new(index)
+    Some(Arc::new(index))
 }
 
 impl Snapshot {

@@ -2,6 +2,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 
 use crate::event::{Change, Source, diff};
 use crate::namespace::{CONTENT_KEY, Format};
@@ -38,8 +39,12 @@ impl Status {
 pub struct Namespace {
     name: String,
     format: Format,
-    values: BTreeMap<String, String>,
-    view: BTreeMap<String, String>,
+    /// Shared, so a host's copy of the namespace (a snapshot for readers) costs a
+    /// reference count, not a copy of every value.
+    values: Arc<BTreeMap<String, String>>,
+    /// The flattened document of a YAML namespace; for every other format the properties
+    /// view is `values` itself (not a copy: a namespace of a million keys is held once).
+    view: Option<Arc<BTreeMap<String, String>>>,
     release_key: Option<String>,
     source: Source,
     pub(crate) status: Status,
@@ -63,8 +68,8 @@ impl Namespace {
         Namespace {
             name: name.to_string(),
             format: Format::of(name),
-            values: BTreeMap::new(),
-            view: BTreeMap::new(),
+            values: Arc::new(BTreeMap::new()),
+            view: None,
             release_key: None,
             source: Source::None,
             status: Status::Loading,
@@ -90,11 +95,11 @@ impl Namespace {
     /// The properties view: for YAML the document flattened to dotted keys (`a.b`,
     /// `list[0]`) as the Java client does; the configurations otherwise.
     pub fn properties(&self) -> &BTreeMap<String, String> {
-        &self.view
+        self.view.as_deref().unwrap_or(&self.values)
     }
     /// A value of the properties view.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.view.get(key).map(String::as_str)
+        self.properties().get(key).map(String::as_str)
     }
     /// The whole text of a non-properties namespace (`.yaml`, `.json`, `.xml`, `.txt`).
     pub fn content(&self) -> Option<&str> {
@@ -139,14 +144,14 @@ impl Namespace {
     ) -> Installed {
         let mut yaml_error = None;
         let view = if self.format.is_yaml() {
-            flatten_view(&values, &self.view, &mut yaml_error)
+            flatten_view(&values, self.properties(), &mut yaml_error)
         } else {
-            values.clone()
+            None
         };
-        let changes = diff(&self.view, &view);
-        let values_changed = self.values != values;
-        self.values = values;
-        self.view = view;
+        let changes = diff(self.properties(), view.as_ref().unwrap_or(&values));
+        let values_changed = *self.values != values;
+        self.values = Arc::new(values);
+        self.view = view.map(Arc::new);
         self.release_key = release_key;
         self.source = source;
         self.status = Status::Loaded;
@@ -169,8 +174,8 @@ fn flatten_view(
     values: &BTreeMap<String, String>,
     previous: &BTreeMap<String, String>,
     error: &mut Option<String>,
-) -> BTreeMap<String, String> {
-    match values.get(CONTENT_KEY) {
+) -> Option<BTreeMap<String, String>> {
+    Some(match values.get(CONTENT_KEY) {
         None => BTreeMap::new(),
         Some(text) => match crate::yaml::flatten(text) {
             Ok(m) => m,
@@ -180,14 +185,15 @@ fn flatten_view(
                 previous.clone()
             }
         },
-    }
+    })
 }
 
 #[cfg(not(feature = "yaml"))]
 fn flatten_view(
-    values: &BTreeMap<String, String>,
+    _values: &BTreeMap<String, String>,
     _previous: &BTreeMap<String, String>,
     _error: &mut Option<String>,
-) -> BTreeMap<String, String> {
-    values.clone()
+) -> Option<BTreeMap<String, String>> {
+    // Without YAML support the view is the configurations, as for other formats.
+    None
 }
