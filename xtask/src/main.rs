@@ -122,6 +122,22 @@ fn bench() -> ExitCode {
         || release_example("apolloconf", "measure"),
     );
     r.step(
+        "native client: hostile answers (time and peak memory of each)",
+        || {
+            workspace::build_test_server()
+                && cargo(&[
+                    "run",
+                    "--release",
+                    "-p",
+                    "apolloconf",
+                    "--example",
+                    "hostile",
+                    "--",
+                    &workspace::s(&workspace::test_server()),
+                ])
+        },
+    );
+    r.step(
         "native client: soak (10 min, a publish every 100 ms) and outage (2 min of 503)",
         || {
             workspace::build_test_server()
