@@ -841,7 +841,11 @@ impl Client {
         };
         let name = slot.ns.name().to_string();
         let had_before = slot.settled || slot.ns.source() != Source::None;
-        let installed = slot.ns.install(values, release_key.clone(), source, now);
+        // Nothing held before: no change event, so no diff to compute (a first load of a
+        // million keys would build a million changes only to drop them).
+        let installed = slot
+            .ns
+            .install(values, release_key.clone(), source, now, had_before);
         let persist = source == Source::Server && (installed.values_changed || !had_before);
         let contents = persist.then(|| cache_contents(&slot.ns, wall));
         if let Some(e) = installed.yaml_error {

@@ -134,13 +134,15 @@ impl Namespace {
         self.notification_id
     }
 
-    /// Replace the values (a release, or the cache file) at `now`.
+    /// Replace the values (a release, or the cache file) at `now`. The changes of the
+    /// properties view are computed only when `want_changes` (an event will carry them).
     pub(crate) fn install(
         &mut self,
         values: BTreeMap<String, String>,
         release_key: Option<String>,
         source: Source,
         now: Instant,
+        want_changes: bool,
     ) -> Installed {
         let mut yaml_error = None;
         let view = if self.format.is_yaml() {
@@ -148,7 +150,11 @@ impl Namespace {
         } else {
             None
         };
-        let changes = diff(self.properties(), view.as_ref().unwrap_or(&values));
+        let changes = if want_changes {
+            diff(self.properties(), view.as_ref().unwrap_or(&values))
+        } else {
+            alloc::vec::Vec::new()
+        };
         let values_changed = *self.values != values;
         self.values = Arc::new(values);
         self.view = view.map(Arc::new);
