@@ -795,12 +795,15 @@ impl Client {
         source: Source,
     ) {
         let (now, wall) = (self.now, self.wall_clock_ms());
+        let yaml = self.cfg.yaml_flattener.map(|f| f.0);
         let Some(slot) = self.slots.get_mut(i) else {
             return;
         };
         let name = slot.ns.name().to_string();
         let had_before = slot.settled || slot.ns.source() != Source::None;
-        let installed = slot.ns.install(values, release_key.clone(), source, now);
+        let installed = slot
+            .ns
+            .install(values, release_key.clone(), source, now, yaml);
         let persist = source == Source::Server && (installed.values_changed || !had_before);
         let contents = persist.then(|| cache_contents(&slot.ns, wall));
         if let Some(e) = installed.yaml_error {

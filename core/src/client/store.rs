@@ -3,6 +3,7 @@
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 
+use crate::config::YamlFlattener;
 use crate::event::{Change, Source, diff};
 use crate::namespace::{CONTENT_KEY, Format};
 use crate::time::Instant;
@@ -136,10 +137,11 @@ impl Namespace {
         release_key: Option<String>,
         source: Source,
         now: Instant,
+        yaml: Option<YamlFlattener>,
     ) -> Installed {
         let mut yaml_error = None;
         let view = if self.format.is_yaml() {
-            flatten_view(&values, &self.view, &mut yaml_error)
+            flatten_view(&values, &self.view, yaml, &mut yaml_error)
         } else {
             values.clone()
         };
@@ -164,30 +166,41 @@ impl Namespace {
     }
 }
 
-#[cfg(feature = "yaml")]
+/// The properties view of a YAML namespace: its `content` flattened by `custom`, else by
+/// the built-in flattener; on an error, the previous view (as the Java client).
 fn flatten_view(
     values: &BTreeMap<String, String>,
     previous: &BTreeMap<String, String>,
+    custom: Option<YamlFlattener>,
     error: &mut Option<String>,
 ) -> BTreeMap<String, String> {
-    match values.get(CONTENT_KEY) {
-        None => BTreeMap::new(),
-        Some(text) => match crate::yaml::flatten(text) {
-            Ok(m) => m,
-            Err(e) => {
-                // As the Java client: keep the previous flattened properties.
-                *error = Some(alloc::format!("YAML: {e}"));
-                previous.clone()
-            }
+    let Some(text) = values.get(CONTENT_KEY) else {
+        return BTreeMap::new();
+    };
+    let flattened = match custom {
+        Some(f) => f(text),
+        None => match builtin_flatten(text) {
+            Some(r) => r,
+            // No flattener at all: the values as they are.
+            None => return values.clone(),
         },
+    };
+    match flattened {
+        Ok(m) => m,
+        Err(e) => {
+            // As the Java client: keep the previous flattened properties.
+            *error = Some(alloc::format!("YAML: {e}"));
+            previous.clone()
+        }
     }
 }
 
+#[cfg(feature = "yaml")]
+fn builtin_flatten(text: &str) -> Option<Result<BTreeMap<String, String>, String>> {
+    Some(crate::yaml::flatten(text).map_err(|e| e.to_string()))
+}
+
 #[cfg(not(feature = "yaml"))]
-fn flatten_view(
-    values: &BTreeMap<String, String>,
-    _previous: &BTreeMap<String, String>,
-    _error: &mut Option<String>,
-) -> BTreeMap<String, String> {
-    values.clone()
+fn builtin_flatten(_text: &str) -> Option<Result<BTreeMap<String, String>, String>> {
+    None
 }
