@@ -4,8 +4,9 @@
 // - Sizes: raw, gzip -9 and brotli of what a browser downloads (the `browser` entry, the
 //   client, the engine's glue and .wasm), without and with the YAML module.
 // - Memory (Node): RSS and the engine's `WebAssembly.Memory` after start-up with 20
-//   namespaces of 50 keys and after 1,000 publishes, beside bare Node and Node that only
-//   imports the package, each in child processes of its own (median of 3 runs).
+//   namespaces of 50 keys and after 1,000 publishes, beside bare Node, Node that only
+//   imports the package and the floor (a bare node:http loop doing the same requests, no
+//   client), each in child processes of their own (median of 3 runs).
 // - Start-up (Node): time until `create()` resolves with 20 namespaces of 50 keys loaded,
 //   from the server and from the file cache with the server down.
 // - `client.get()` against a `Map` lookup; publish-to-event latency.
@@ -103,9 +104,19 @@ const mib = (b) => `${(b / 1048576).toFixed(1)} MiB`;
 writeFileSync(join(dir, 'mem.mjs'), `// node mem.mjs <bare|import|client> [server appId]
 import { createInterface } from 'node:readline';
 const [mode, server, appId] = process.argv.slice(2);
+import { readFileSync } from 'node:fs';
 const rss = () => process.memoryUsage().rss;
 const peak = () => process.resourceUsage().maxRSS * 1024;
-const report = (o) => console.log('R ' + JSON.stringify({ rss: rss(), peak: peak(), ...o }));
+// Linux: the anonymous part of RSS (heaps, JIT code, the wasm memory), without the file
+// pages (mostly the node binary's own code, shared by every node process).
+const anon = () => {
+  try {
+    return Number(/RssAnon:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
+  } catch {
+    return undefined;
+  }
+};
+const report = (o) => console.log('R ' + JSON.stringify({ rss: rss(), peak: peak(), anon: anon(), ...o }));
 const settle = () => new Promise((r) => setTimeout(r, 200));
 if (mode === 'bare') {
   await settle();
@@ -137,6 +148,72 @@ for await (const l of createInterface({ input: process.stdin })) if (l === 'DONE
 await settle();
 report({ at: 'publishes', memory: memory(), events });
 await client.close();
+process.exit(0);
+`);
+
+// The floor: what Node itself costs for the same work, with no client at all: a bare loop
+// over node:http that loads the 20 namespaces (JSON into Maps) and long-polls, fetching
+// a namespace again when notified. Same protocol as mem.mjs: READY, EV n, DONE.
+writeFileSync(join(dir, 'floor.mjs'), `import http from 'node:http';
+import { createInterface } from 'node:readline';
+import { readFileSync } from 'node:fs';
+const [server, appId] = process.argv.slice(2);
+const names = ${JSON.stringify(names)};
+const agent = new http.Agent({ keepAlive: true });
+const once = (path) => new Promise((resolve, reject) => {
+  const req = http.get(server + path, { agent }, (res) => {
+    const chunks = [];
+    res.on('data', (c) => chunks.push(c));
+    res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+    res.on('error', reject);
+  });
+  req.on('error', reject);
+});
+const get = async (path) => {
+  for (;;) {
+    try {
+      return await once(path);
+    } catch {
+      // a kept-alive socket the server closed: again
+    }
+  }
+};
+const state = new Map();
+const load = async (ns) => {
+  const j = JSON.parse((await get('/configs/' + appId + '/default/' + ns)).body);
+  state.set(ns, new Map(Object.entries(j.configurations)));
+};
+await Promise.all(names.map(load));
+const ids = Object.fromEntries(names.map((n) => [n, -1]));
+const anon = () => Number(/RssAnon:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN) * 1024 || undefined;
+const report = (o) => console.log('R ' + JSON.stringify({ rss: process.memoryUsage().rss, peak: process.resourceUsage().maxRSS * 1024, anon: anon(), ...o }));
+let stop = false;
+let events = 0;
+let first = true;
+const poll = async () => {
+  while (!stop) {
+    const q = encodeURIComponent(JSON.stringify(names.map((n) => ({ namespaceName: n, notificationId: ids[n] }))));
+    const r = await get('/notifications/v2?appId=' + appId + '&cluster=default&notifications=' + q);
+    if (r.status !== 200) continue;
+    for (const n of JSON.parse(r.body)) {
+      ids[n.namespaceName] = n.notificationId;
+      if (!first) {
+        await load(n.namespaceName);
+        console.log('EV ' + ++events);
+      }
+    }
+    first = false;
+  }
+};
+const polling = poll();
+while (first) await new Promise((r) => setTimeout(r, 10));
+await new Promise((r) => setTimeout(r, 200));
+report({ at: 'start' });
+console.log('READY');
+for await (const l of createInterface({ input: process.stdin })) if (l === 'DONE') break;
+stop = true;
+await new Promise((r) => setTimeout(r, 200));
+report({ at: 'publishes', events });
 process.exit(0);
 `);
 
@@ -190,36 +267,48 @@ try {
   // ---------------------------------------------------------------- memory
   const RUNS = 3;
   const PUBLISHES = 1000;
-  const runs = { bare: [], import: [], start: [], publishes: [] };
+  const runs = { bare: [], import: [], start: [], publishes: [], floorStart: [], floorPublishes: [] };
+  let round = 0;
+  // Start, then 1,000 publishes of one key of one namespace, each awaited to its event.
+  const publishing = (script, argv) => child(script, argv, async ({ next, send }) => {
+    if ((await next()) !== 'READY') throw new Error(`${script} did not start`);
+    const target = names[10];
+    const conf = values(target);
+    round++;
+    for (let p = 0; p < PUBLISHES; p++) {
+      await publishTo(server.url, appId, target, { ...conf, [`${target}.k7`]: `published-${round}-${p}` });
+      await next(); // its change event
+    }
+    send('DONE');
+  });
   for (let i = 0; i < RUNS; i++) {
     runs.bare.push((await child('mem.mjs', ['bare']))[0]);
     runs.import.push((await child('mem.mjs', ['import']))[0]);
-    const [start, after] = await child('mem.mjs', ['client', server.url, appId], async ({ next, send }) => {
-      if ((await next()) !== 'READY') throw new Error('client did not start');
-      const target = names[10];
-      const conf = values(target);
-      for (let p = 0; p < PUBLISHES; p++) {
-        await publishTo(server.url, appId, target, { ...conf, [`${target}.k7`]: `published-${i}-${p}` });
-        await next(); // its change event
-      }
-      send('DONE');
-    });
+    const [start, after] = await publishing('mem.mjs', ['client', server.url, appId]);
     if (after.events !== PUBLISHES) throw new Error(`${after.events} change events for ${PUBLISHES} publishes`);
     runs.start.push(start);
     runs.publishes.push(after);
+    const [floorStart, floorAfter] = await publishing('floor.mjs', [server.url, appId]);
+    runs.floorStart.push(floorStart);
+    runs.floorPublishes.push(floorAfter);
   }
   const bare = median(runs.bare.map((r) => r.rss));
-  const row = (name, rs, extra = '') => {
+  const bareAnon = median(runs.bare.map((r) => r.anon ?? 0));
+  const plus = (v, base) => `${v >= base ? '+' : ''}${mib(v - base)}`;
+  const row = (name, rs) => {
     const rss = median(rs.map((r) => r.rss));
     const peak = median(rs.map((r) => r.peak));
+    const anon = rs[0].anon === undefined ? '' : `, anonymous ${mib(median(rs.map((r) => r.anon)))} (${plus(median(rs.map((r) => r.anon)), bareAnon)})`;
     const memory = rs[0].memory === undefined ? '' : `, WebAssembly.Memory ${mib(median(rs.map((r) => r.memory)))}`;
-    console.log(`${name.padEnd(44)} RSS ${mib(rss).padStart(9)} (bare ${rss >= bare ? '+' : ''}${mib(rss - bare)}), peak ${mib(peak)}${memory}${extra}`);
+    console.log(`${name.padEnd(44)} RSS ${mib(rss).padStart(9)} (bare ${plus(rss, bare)}), peak ${mib(peak)}${anon}${memory}`);
   };
   console.log(`memory in Node ${process.versions.node} (median of ${RUNS} runs, each a process of its own):`);
   row('bare node', runs.bare);
   row('import of the package only', runs.import);
   row(`client, ${NAMESPACES} x ${KEYS} keys, after start-up`, runs.start);
   row(`the same after ${PUBLISHES} publishes`, runs.publishes);
+  row('floor: a bare node:http loop, same work', runs.floorStart);
+  row(`the floor after ${PUBLISHES} publishes`, runs.floorPublishes);
 
   // ---------------------------------------------------------------- start-up
   const s = (await child('startup.mjs', [server.url, appId, '-']))[0];
