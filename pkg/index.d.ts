@@ -235,9 +235,12 @@ export declare class ApolloClient implements Reads {
    * values arrive as `added` changes. A cache file of it is read as at start: its values
    * serve until the server answers, whose values then change them like any update; the
    * promise resolves once that file has been read (at once without a cache; it never
-   * rejects, cache errors go to `error` listeners). Again for a watched one: nothing. An
-   * invalid name (empty, control characters): `TypeError`, thrown. After `close()`:
-   * `ApolloError` `CLOSED`, thrown.
+   * rejects, cache errors go to `error` listeners). A YAML namespace watched before the
+   * YAML module is loaded (no YAML namespace so far) loads it first; its cache file and
+   * values wait for it, and the promise resolves once both are read (a module that cannot be loaded is a
+   * `NETWORK` error for `error` listeners). Again for a watched one: nothing. An invalid
+   * name (empty, control characters): `TypeError`, thrown. After `close()`: `ApolloError`
+   * `CLOSED`, thrown.
    */
   watch(name: string): Promise<void>;
 

@@ -1,5 +1,6 @@
 //! Client configuration, validated by [`Client::new`](crate::Client::new).
 
+use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::time::Duration;
@@ -158,7 +159,24 @@ pub struct Config {
     pub(crate) seed: u64,
     pub(crate) wall_clock_ms: u64,
     pub(crate) background: bool,
+    pub(crate) yaml_flattener: Option<Flattener>,
 }
+
+/// A YAML flattener: the text of a YAML namespace → its dotted properties, or why the text
+/// cannot be flattened. See [`ConfigBuilder::yaml_flattener`].
+pub type YamlFlattener = fn(&str) -> Result<BTreeMap<String, String>, String>;
+
+/// A [`YamlFlattener`] in a [`Config`]: equal when it is the same function.
+#[derive(Clone, Copy)]
+pub(crate) struct Flattener(pub(crate) YamlFlattener);
+
+impl PartialEq for Flattener {
+    fn eq(&self, other: &Flattener) -> bool {
+        core::ptr::fn_addr_eq(self.0, other.0)
+    }
+}
+
+impl Eq for Flattener {}
 
 impl Config {
     /// Start a configuration for `app_id` (cluster `default`, namespace `application`
@@ -179,6 +197,7 @@ impl Config {
                 seed: 0x5eed_a110_c0ff_ee01,
                 wall_clock_ms: 0,
                 background: true,
+                yaml_flattener: None,
             },
         }
     }
@@ -240,6 +259,7 @@ impl core::fmt::Debug for Config {
             .field("seed", &self.seed)
             .field("wall_clock_ms", &self.wall_clock_ms)
             .field("background", &self.background)
+            .field("yaml_flattener", &self.yaml_flattener.is_some())
             .finish()
     }
 }
@@ -353,6 +373,16 @@ impl ConfigBuilder {
     /// beyond one pass over the instances.
     pub fn background(mut self, on: bool) -> Self {
         self.config.background = on;
+        self
+    }
+    /// Flatten YAML namespaces with `f` instead of the built-in flattener (the `yaml`
+    /// feature's [`yaml::flatten`](crate::yaml::flatten)): for a host that ships the YAML
+    /// parser apart from the engine, e.g. the WebAssembly package, which loads it only when
+    /// a YAML namespace is used. `f` must follow the same rules (docs/protocol.md#yaml-flattening);
+    /// an error keeps the previous properties, as a YAML syntax error does. Without the
+    /// `yaml` feature and without a flattener, a YAML namespace is not flattened.
+    pub fn yaml_flattener(mut self, f: YamlFlattener) -> Self {
+        self.config.yaml_flattener = Some(Flattener(f));
         self
     }
     /// Finish; validation happens in `Client::new`.

@@ -165,7 +165,9 @@ pub mod view;
 pub mod yaml;
 
 pub use client::{Client, Counter, Metrics, Namespace, Status};
-pub use config::{Config, ConfigBuilder, ConfigError, Servers, Timing, effective_cluster};
+pub use config::{
+    Config, ConfigBuilder, ConfigError, Servers, Timing, YamlFlattener, effective_cluster,
+};
 pub use event::{
     CacheWrite, Change, ChangeEvent, ChangeKind, ClientError, ErrorCause, Event, Interest, Source,
     diff,

@@ -230,6 +230,116 @@ function resolveCache(choice, runtime, defaultRoot) {
   return storeCache(choice);
 }
 
+// ------------------------------------------------------------------ transports
+
+// A transport performs the engine's requests: `transport(url, headers, timeoutMs, done)`
+// with `headers` as [name, value, name, value, ...]; it calls `done(null, null, status, body)`
+// with the whole body, or `done(kind, message)` when there is no HTTP answer (`kind`:
+// connect, timeout, io, too-large, tls, redirect, other), always asynchronously and at
+// most once; it returns a function that aborts the request (`done` is then not called).
+// Redirects are never followed (the access-key headers must not travel elsewhere); a body
+// over 16 MiB is given up as soon as it passes the limit, as every apolloconf client does.
+
+export const MAX_BODY = 16 * 1024 * 1024;
+
+/** An error as text: `Name: message (cause)`. */
+export function describe(e) {
+  if (e instanceof Error) {
+    const c = e.cause;
+    return c === undefined || c === null ? `${e.name}: ${e.message}` : `${e.name}: ${e.message} (${describe(c)})`;
+  }
+  return typeof e === 'string' ? e : 'unknown error';
+}
+
+const timeoutMessage = (ms) => `no answer within ${ms} ms`;
+
+function concat(chunks, size) {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** The transport over `fetch` (Deno, browsers, workers): streamed body, `AbortController`. */
+export function fetchTransport(fetchFn = (url, init) => globalThis.fetch(url, init)) {
+  return (url, headers, timeoutMs, done) => {
+    const ctrl = new AbortController();
+    let timedOut = false;
+    let live = true;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ctrl.abort();
+    }, timeoutMs);
+    const finish = (kind, message, status, body) => {
+      clearTimeout(timer);
+      if (!live) return;
+      live = false;
+      if (kind && timedOut) done('timeout', timeoutMessage(timeoutMs));
+      else done(kind, message, status, body);
+    };
+    (async () => {
+      let pending;
+      try {
+        pending = fetchFn(url, { method: 'GET', redirect: 'manual', headers: pairs(headers), signal: ctrl.signal });
+      } catch (e) {
+        await null; // answered asynchronously, like every answer
+        throw ['other', describe(e)];
+      }
+      let res;
+      try {
+        res = await pending;
+      } catch (e) {
+        throw ['connect', describe(e)];
+      }
+      if (res === null || typeof res !== 'object') throw ['other', 'fetch returned no Response'];
+      if (res.type === 'opaqueredirect') {
+        ctrl.abort();
+        throw ['redirect', 'a redirect (not followed; this runtime hides its status)'];
+      }
+      const status = res.status;
+      if (!res.body) return [status, new Uint8Array(0)];
+      const chunks = [];
+      let size = 0;
+      try {
+        const reader = res.body.getReader();
+        for (;;) {
+          const { done: end, value } = await reader.read();
+          if (end) break;
+          if (!value) continue;
+          if (size + value.length > MAX_BODY) {
+            reader.cancel().catch(() => {});
+            ctrl.abort();
+            return ['too-large', `body over ${MAX_BODY} bytes`];
+          }
+          chunks.push(value);
+          size += value.length;
+        }
+      } catch (e) {
+        throw ['io', describe(e)];
+      }
+      return [status, concat(chunks, size)];
+    })().then(
+      ([a, b]) => (typeof a === 'string' ? finish(a, b) : finish(null, null, a, b)),
+      (e) => (Array.isArray(e) ? finish(e[0], e[1]) : finish('other', describe(e))),
+    );
+    return () => {
+      live = false;
+      clearTimeout(timer);
+      ctrl.abort();
+    };
+  };
+}
+
+function pairs(flat) {
+  const out = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i], flat[i + 1]]);
+  return out;
+}
+
 // ------------------------------------------------------------------ reads
 
 function asNumber(v, def) {
@@ -335,6 +445,15 @@ export class ApolloClient {
   #refreshWaiters = [];
   #mode = 'background';
   #finalMetrics = null;
+  // I/O for the engine: the runtime's transport, the requests in flight (id -> abort) and
+  // the one timer that stands for the engine's deadline.
+  #transport = null;
+  #inflight = new Map();
+  #timer = undefined;
+  // While the YAML module loads for a namespace watched later: a promise that settles
+  // when it is there (answers for YAML namespaces wait for it), else null.
+  #yamlWait = null;
+  #runtime = null;
 
   /** Use `ApolloClient.create()`. */
   constructor(token) {
@@ -356,12 +475,24 @@ export class ApolloClient {
     const client = new this(PRIVATE);
     client.#cache = cache;
     client.#mode = opts.mode;
+    client.#runtime = runtime;
+    client.#transport = runtime.transport;
     for (const [type, fn] of Object.entries(opts.listeners)) client.on(type, fn);
     let engine;
     try {
       engine = new wasm.WasmClient(JSON.stringify({ ...opts.engine, persist: cache !== null }), (json, blobs) => client.#onDrain(json, blobs));
     } catch (e) {
       throw new TypeError(`apolloconf: ${e?.message ?? e}`);
+    }
+    // The YAML module, only when a YAML namespace is configured: before any of its values
+    // (cache file or server) can reach the engine.
+    if (engine.needsYaml()) {
+      try {
+        await runtime.yaml();
+      } catch (e) {
+        engine.free();
+        throw new ApolloError(ErrorCode.NETWORK, `apolloconf: cannot load the YAML module: ${describe(e)}`, { cause: e });
+      }
     }
     client.#engine = engine;
     for (const [id, sub] of client.#subs) engine.listen(id, sub.interest);
@@ -456,6 +587,14 @@ export class ApolloClient {
   // as the engine computed them), then the events, so that listeners see it all.
   #onDrain(json, blobs) {
     const d = JSON.parse(json);
+    for (const r of d.requests ?? []) this.#send(r);
+    if (d.timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = d.timer === null ? undefined : setTimeout(() => {
+        this.#timer = undefined;
+        this.#call((e) => e.tick());
+      }, d.timer);
+    }
     if (d.names) this.#names = d.names;
     for (const n of d.names ?? []) this.#mirrorOf(n);
     for (const n of d.ns ?? []) {
@@ -480,6 +619,30 @@ export class ApolloClient {
       else this.#merged.set(k, v);
     }
     for (const ev of events) this.#deliver(ev, blobs);
+  }
+
+  /** Calls into the engine from the event loop (an answer, the timer), unless closed. */
+  #call(fn) {
+    const engine = this.#engine;
+    if (!engine) return;
+    try {
+      fn(engine);
+    } catch {
+      // Only a re-entrant call can fail (never from the event loop): try once more.
+      setTimeout(() => { if (this.#engine) fn(this.#engine); }, 0);
+    }
+  }
+
+  /** Performs one request of a drain message: `[id, url, timeoutMs, yaml, headers]`. */
+  #send([id, url, timeoutMs, yaml, headers]) {
+    const abort = this.#transport(url, headers, timeoutMs, (kind, message, status, body) => {
+      if (!this.#inflight.delete(id)) return;
+      const deliver = () => this.#call((e) => (kind ? e.fail(id, kind, message) : e.respond(id, status, body)));
+      // A YAML namespace's values wait while the YAML module loads (see watch()).
+      if (yaml && this.#yamlWait) this.#yamlWait.then(deliver);
+      else deliver();
+    });
+    this.#inflight.set(id, abort);
   }
 
   #mirrorOf(name) {
@@ -589,18 +752,32 @@ export class ApolloClient {
    * its values arrive as `added` changes. A cache file of it is read as at start: its
    * values serve until the server answers, whose values then change them like any update;
    * the promise returned resolves once that file has been read (at once without a cache).
+   * A YAML namespace watched before the YAML module is loaded (no YAML namespace so far)
+   * loads it first; the namespace's cache file and answers wait for it.
    * Watching a namespace again does nothing; an invalid name is a `TypeError`.
    */
   watch(name) {
     if (typeof name !== 'string') throw new TypeError('apolloconf: watch() takes a namespace name');
     if (this.#closed || this.#closing) throw new ApolloError(ErrorCode.CLOSED, 'apolloconf: the client is closed');
     const known = this.#snapshots.has(name);
+    let yaml;
     try {
-      this.#engine.watch(name);
+      yaml = this.#engine.watch(name);
     } catch (e) {
       throw new TypeError(`apolloconf: cannot watch ${JSON.stringify(name)}: ${e?.message ?? e}`);
     }
-    return !known && this.#cache ? this.#restoreCache(name, true) : Promise.resolve();
+    const restore = () => (!known && this.#cache ? this.#restoreCache(name, true) : undefined);
+    if (!yaml || this.#runtime.yamlLoaded()) return Promise.resolve(restore());
+    // The YAML module loads first: its cache file, then the server's answers, wait for it.
+    if (!this.#yamlWait) {
+      const wait = this.#runtime.yaml().catch((e) => {
+        this.#emitError(new ApolloError(ErrorCode.NETWORK, `apolloconf: cannot load the YAML module: ${describe(e)}`, { namespace: name, cause: e }));
+      }).then(() => {
+        if (this.#yamlWait === wait) this.#yamlWait = null;
+      });
+      this.#yamlWait = wait;
+    }
+    return this.#yamlWait.then(restore);
   }
 
   /** Whether `close()` has completed. */
@@ -714,6 +891,10 @@ export class ApolloClient {
           await Promise.resolve();
           this.#engine.close();
         }
+        // The engine forgot its requests: abort them (and the timer, should one be left).
+        for (const abort of this.#inflight.values()) abort();
+        this.#inflight.clear();
+        clearTimeout(this.#timer);
         await closedEvent;
       }
       // Release the engine's memory; reads keep working from the JS-side mirror.
@@ -734,10 +915,27 @@ export class ApolloClient {
 
 const PRIVATE = Symbol('apolloconf.private');
 
-/** Binds the client class to a runtime (how to load the engine and the default cache). */
+/**
+ * Binds the client class to a runtime: how to load the engine and the YAML module
+ * (`loadYaml()` resolves to its `flatten`), the transport (default: `fetch`), the default
+ * cache.
+ */
 export function bindRuntime(runtime) {
   let loading = null;
-  const rt = { ...runtime, load: () => (loading ??= runtime.load().catch((e) => { loading = null; throw e; })) };
+  let yamlLoading = null;
+  let yamlLoaded = false;
+  const load = () => (loading ??= runtime.load().catch((e) => { loading = null; throw e; }));
+  const rt = {
+    transport: fetchTransport(),
+    ...runtime,
+    load,
+    // The YAML module, loaded once and plugged into the engine (shared by every client).
+    yaml: () => (yamlLoading ??= Promise.all([load(), runtime.loadYaml()]).then(([engine, flatten]) => {
+      engine.setYamlFlattener(flatten);
+      yamlLoaded = true;
+    }).catch((e) => { yamlLoading = null; throw e; })),
+    yamlLoaded: () => yamlLoaded,
+  };
   return class extends ApolloClient {
     static create(options) {
       return ApolloClient._create.call(this, rt, options);

@@ -1,8 +1,8 @@
-// Entry for Deno: the engine's bytes are read from the package folder (needs read access to
-// it). The default cache is the Java-compatible file cache under $APOLLO_CACHE_DIR or the
+// Entry for Deno: the engine's bytes (and the YAML module's, when a YAML namespace is used)
+// are read from the package folder (needs read access to it). The default cache is the Java-compatible file cache under $APOLLO_CACHE_DIR or the
 // engine's default root (/opt/data) when read and write access to it is already granted
 // (never prompts), else none.
-import init, * as engine from '../dist/apolloconf_wasm.js';
+import * as engine from '../dist/apolloconf_wasm.js';
 import { bindRuntime, fileCache } from './client.js';
 
 const fs = {
@@ -35,12 +35,18 @@ function granted(path) {
   }
 }
 
+async function instantiate(glue, file) {
+  const module = await WebAssembly.compile(await Deno.readFile(new URL(file, import.meta.url)));
+  glue.initSync({ module });
+  return glue;
+}
+
 export const ApolloClient = bindRuntime({
   name: 'Deno',
-  async load() {
-    const bytes = await Deno.readFile(new URL('../dist/apolloconf_wasm_bg.wasm', import.meta.url));
-    await init({ module_or_path: bytes });
-    return engine;
+  load: () => instantiate(engine, '../dist/apolloconf_wasm_bg.wasm'),
+  async loadYaml() {
+    const glue = await instantiate(await import('../dist/apolloconf_yaml.js'), '../dist/apolloconf_yaml_bg.wasm');
+    return glue.flatten;
   },
   cacheRoot,
   fileCache: (root) => fileCache(root, fs),

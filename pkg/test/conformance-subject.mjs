@@ -400,6 +400,8 @@ const mainWorker :Workerd.Worker = (
     ${mod('worker.mjs')}, ${mod('conformance-agent.mjs')},
     ${mod(`${pkgRoot}/src/workerd.js`)}, ${mod(`${pkgRoot}/src/client.js`)}, ${mod(`${pkgRoot}/dist/apolloconf_wasm.js`)},
     (name = "${pkgRoot}/dist/apolloconf_wasm_bg.wasm", wasm = embed "${pkgRoot}/dist/apolloconf_wasm_bg.wasm"),
+    ${mod(`${pkgRoot}/dist/apolloconf_yaml.js`)},
+    (name = "${pkgRoot}/dist/apolloconf_yaml_bg.wasm", wasm = embed "${pkgRoot}/dist/apolloconf_yaml_bg.wasm"),
   ],
   compatibilityDate = "2025-09-01",
   globalOutbound = "loopback-net",

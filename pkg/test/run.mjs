@@ -198,6 +198,8 @@ const mainWorker :Workerd.Worker = (
     ${mod(`${pkgRoot}/src/client.js`)},
     ${mod(`${pkgRoot}/dist/apolloconf_wasm.js`)},
     (name = "${pkgRoot}/dist/apolloconf_wasm_bg.wasm", wasm = embed "${pkgRoot}/dist/apolloconf_wasm_bg.wasm"),
+    ${mod(`${pkgRoot}/dist/apolloconf_yaml.js`)},
+    (name = "${pkgRoot}/dist/apolloconf_yaml_bg.wasm", wasm = embed "${pkgRoot}/dist/apolloconf_yaml_bg.wasm"),
   ],
   compatibilityDate = "2025-09-01",
   globalOutbound = "loopback-net",

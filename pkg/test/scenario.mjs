@@ -29,6 +29,43 @@ export function publishContent(server, appId, namespace, content) {
   return admin(server, 'POST', `apps/${appId}/clusters/default/namespaces/${namespace}/releases`, { content });
 }
 
+// Counts the WebAssembly instances of the YAML module (the one that exports `flatten`) and
+// of the engine (`__wbg_wasmclient_free`; the runtime's own, e.g. undici's, are not), in
+// whatever way the package instantiates it in this runtime (compiled module + `new
+// WebAssembly.Instance`, `instantiate`, `instantiateStreaming`).
+function wasmProbe() {
+  const WA = globalThis.WebAssembly;
+  if (WA.__apolloconfProbe) return WA.__apolloconfProbe;
+  const probe = { yaml: 0, engine: 0 };
+  const note = (module) => {
+    const names = WA.Module.exports(module).map((e) => e.name);
+    if (names.includes('flatten')) probe.yaml++;
+    else if (names.includes('__wbg_wasmclient_free')) probe.engine++;
+  };
+  const Instance = WA.Instance;
+  function Probed(module, imports) {
+    note(module);
+    return new Instance(module, imports);
+  }
+  Probed.prototype = Instance.prototype;
+  WA.Instance = Probed;
+  for (const name of ['instantiate', 'instantiateStreaming']) {
+    const orig = WA[name];
+    if (typeof orig !== 'function') continue;
+    WA[name] = async function (source, imports) {
+      const r = await orig.call(this, source, imports);
+      note(r.module ?? source);
+      return r;
+    };
+  }
+  WA.__apolloconfProbe = probe;
+  return probe;
+}
+
+async function until(cond) {
+  while (!cond()) await new Promise((r) => setTimeout(r, 10));
+}
+
 function within(ms, promise, what) {
   let t;
   return Promise.race([
@@ -48,6 +85,7 @@ async function rejects(promise, check, what) {
 }
 
 export async function run({ ApolloClient, ApolloError, server, runtime, cache, log = () => {} }) {
+  const wasm = wasmProbe(); // before the first create(): nothing is instantiated at import
   const checks = [];
   const check = (name, cond, detail = '') => {
     if (!cond) throw new Error(`check failed: ${name} ${detail}`);
@@ -101,12 +139,27 @@ export async function run({ ApolloClient, ApolloError, server, runtime, cache, l
   check('discovery through the meta server', viaMeta.get('greeting') === 'hello' && dm.discovery.ok >= 1 && dm.services.length >= 1, JSON.stringify(dm.services));
   await viaMeta.close();
 
+  // YAML support is a WebAssembly module of its own, loaded only when a YAML namespace is
+  // used: not by any client so far, and for a YAML namespace watched after start (whose
+  // answer waits for it), which then flattens as one configured at start.
+  check('no YAML module without a YAML namespace', wasm.yaml === 0 && wasm.engine === 1, JSON.stringify(wasm));
+  const late = await within(10_000, ApolloClient.create({ appId, configServer: server, cache: false, timing: fast, mode: 'background' }), 'create without YAML');
+  await within(10_000, late.watch('app.yaml'), 'watch of a YAML namespace');
+  await within(10_000, until(() => late.namespace('app.yaml').status === 'loaded'), 'the values of a YAML namespace watched after start');
+  const lateYaml = late.namespace('app.yaml').toObject();
+  check('a YAML namespace watched after start is flattened', lateYaml['server.port'] === '8080' && lateYaml['list[1]'] === 'b' &&
+    late.get('list[0]') === 'a' && Object.keys(lateYaml).length === 3, JSON.stringify(lateYaml));
+  check('the YAML module is loaded when a YAML namespace is watched', wasm.yaml === 1, JSON.stringify(wasm));
+  await within(5_000, late.close(), 'close');
+
   // Start and read.
   const client = await within(10_000, ApolloClient.create({
     appId, configServer: server, namespaces: ['application', 'settings.json', 'app.yaml'], cache, timing: fast, mode: 'background',
   }), 'create');
   check('YAML namespaces are flattened', client.namespace('app.yaml').get('server.port') === '8080' &&
     client.get('list[1]') === 'b' && client.namespace('app.yaml').content.startsWith('server:'));
+  check('YAML configured at start flattens as YAML watched later', JSON.stringify(client.namespace('app.yaml').toObject()) === JSON.stringify(lateYaml) && wasm.yaml === 1,
+    JSON.stringify(client.namespace('app.yaml').toObject()));
   check('get', client.get('greeting') === 'hello');
   check('get with default', client.get('nope', 'dflt') === 'dflt' && client.get('nope') === undefined);
   check('getNumber', client.getNumber('timeout.ms') === 1500 && client.getNumber('greeting', 7) === 7);
@@ -160,6 +213,9 @@ export async function run({ ApolloClient, ApolloError, server, runtime, cache, l
     }), 'create from cache');
     check('values from the cache when the server is down', cached.get('greeting') === 'hi' && cached.namespace('application').source === 'cache');
     check('cached non-properties content', cached.namespace('settings.json').content === '{"x":1}');
+    await within(5_000, cached.watch('app.yaml'), 'watch of a cached YAML namespace');
+    check('a YAML namespace watched later serves its cache file, flattened', cached.namespace('app.yaml').get('server.port') === '8080' &&
+      cached.namespace('app.yaml').source === 'cache', JSON.stringify(cached.namespace('app.yaml').toObject()));
     await within(5_000, cached.close(), 'close of cached client');
   }
 

@@ -3,7 +3,9 @@
 //! One message per drain, written by hand (few allocations, no serde derive):
 //!
 //! ```text
-//! { "names":  ["application", ...],                 the namespaces, when the list grew
+//! { "requests": [[id, url, timeoutMs, yaml, [header, value, ...]], ...],   to perform
+//!   "timer":  ms | null,                            when the core's deadline moved
+//!   "names":  ["application", ...],                 the namespaces, when the list grew
 //!   "ns":     [{ "name", "releaseKey", "source", "status",
 //!                "content"?,                        after a load (non-properties formats)
 //!                "values"? }],                      a namespace's first values, whole
@@ -16,7 +18,9 @@
 //!              { "type": "error", "error": {...} }] }
 //! ```
 //!
-//! The wrapper applies `ns`, then the changes of every change event (its namespaces' maps
+//! The wrapper starts the `requests` (answering each with `respond` or `fail`; `yaml` is 1
+//! for a YAML namespace's `/configs`, whose answer waits while the YAML module loads) and
+//! re-arms its timer for `timer` (null: none). It applies `ns`, then the changes of every change event (its namespaces' maps
 //! change in place), then `merged`, and only then delivers the events: listeners see the
 //! state after the whole drain. Fields without content are left out; a drain with nothing
 //! for the wrapper sends nothing. Every rule is the core's: the merged values come from
@@ -26,10 +30,9 @@
 use std::fmt::Write;
 
 use apolloconf_core::{
-    Change, ChangeEvent, Client, ClientError, Counter, ErrorCause, Event, Interest, Metrics,
-    Source, Status,
+    Change, ChangeEvent, Client, ClientError, Counter, ErrorCause, Event, HttpRequest, Interest,
+    Metrics, RequestKind, Source, Status,
 };
-use serde_json::{Value, json};
 
 /// What the wrapper holds of one namespace.
 pub struct Mirror {
@@ -153,6 +156,34 @@ fn change_event(out: &mut String, interests: &[(u32, Interest)], ev: &ChangeEven
     out.push('}');
 }
 
+/// The I/O of one drain: the requests to perform and the timer.
+pub struct Io<'a> {
+    pub requests: &'a [HttpRequest],
+    /// Some when the deadline moved: the delay in ms, or None for no timer.
+    pub timer: Option<Option<u64>>,
+}
+
+fn requests(out: &mut String, requests: &[HttpRequest]) {
+    field(out, "requests");
+    out.push('[');
+    for r in requests {
+        element(out);
+        let limit = (r.connect_timeout + r.timeout).as_millis();
+        let yaml = matches!(&r.kind, RequestKind::Configs { namespace } if crate::yaml::is_yaml(namespace));
+        let _ = write!(out, "[{},", r.id.get());
+        string(out, &r.url);
+        let _ = write!(out, ",{limit},{},[", u8::from(yaml));
+        for (k, v) in &r.headers {
+            element(out);
+            string(out, k);
+            out.push(',');
+            string(out, v);
+        }
+        out.push_str("]]");
+    }
+    out.push(']');
+}
+
 /// The message of one drain (see the module docs) and the bytes of its cache writes, or
 /// None when there is nothing for the wrapper.
 pub fn drain<'e>(
@@ -160,6 +191,7 @@ pub fn drain<'e>(
     mirror: &mut Vec<Mirror>,
     interests: &[(u32, Interest)],
     persist: bool,
+    io: &Io<'_>,
     events: &'e [Event],
 ) -> Option<(String, Vec<&'e [u8]>)> {
     // Small lists: a set type of their own would cost KBs of wasm. `changed` may repeat a
@@ -194,7 +226,9 @@ pub fn drain<'e>(
             }
             Event::Error(err) => {
                 element(&mut list);
-                let _ = write!(list, "{{\"type\":\"error\",\"error\":{}}}", error(err));
+                list.push_str("{\"type\":\"error\",\"error\":");
+                error(&mut list, err);
+                list.push('}');
             }
             // Services and loads reach the wrapper as state (below); the rest is not its.
             _ => {}
@@ -203,6 +237,18 @@ pub fn drain<'e>(
     list.push(']');
 
     let mut out = String::from("{");
+    if !io.requests.is_empty() {
+        requests(&mut out, io.requests);
+    }
+    if let Some(timer) = io.timer {
+        field(&mut out, "timer");
+        match timer {
+            Some(ms) => {
+                let _ = write!(out, "{ms}");
+            }
+            None => out.push_str("null"),
+        }
+    }
     let grew = client.namespaces().count() > mirror.len();
     if grew {
         field(&mut out, "names");
@@ -293,39 +339,59 @@ fn simple(list: &mut String, kind: &str) {
     list.push('}');
 }
 
-fn error(e: &ClientError) -> Value {
-    json!({
-        "code": e.cause.code(),
-        "message": e.to_string(),
-        "namespace": e.namespace,
-        "request": e.request.as_ref().map(|r| r.as_str()),
-        "url": e.url,
-        "status": match e.cause { ErrorCause::Status(s) => Some(s), ErrorCause::Unauthorized => Some(401), ErrorCause::NotFound => Some(404), _ => None },
-    })
+fn error(out: &mut String, e: &ClientError) {
+    out.push('{');
+    text_field(out, "code", e.cause.code());
+    text_field(out, "message", &e.to_string());
+    opt_field(out, "namespace", e.namespace.as_deref());
+    opt_field(out, "request", e.request.as_ref().map(|r| r.as_str()));
+    opt_field(out, "url", e.url.as_deref());
+    field(out, "status");
+    match e.cause {
+        ErrorCause::Status(s) => {
+            let _ = write!(out, "{s}");
+        }
+        ErrorCause::Unauthorized => out.push_str("401"),
+        ErrorCause::NotFound => out.push_str("404"),
+        _ => out.push_str("null"),
+    }
+    out.push('}');
 }
 
-fn counter(c: &Counter) -> Value {
-    json!({
-        "sent": c.sent,
-        "ok": c.ok,
-        "notModified": c.not_modified,
-        "notFound": c.not_found,
-        "unauthorized": c.unauthorized,
-        "otherStatus": c.other_status,
-        "transportError": c.transport_error,
-        "parseError": c.parse_error,
-    })
+fn counter(out: &mut String, name: &str, c: &Counter) {
+    field(out, name);
+    let _ = write!(
+        out,
+        "{{\"sent\":{},\"ok\":{},\"notModified\":{},\"notFound\":{},\"unauthorized\":{},\"otherStatus\":{},\"transportError\":{},\"parseError\":{}}}",
+        c.sent,
+        c.ok,
+        c.not_modified,
+        c.not_found,
+        c.unauthorized,
+        c.other_status,
+        c.transport_error,
+        c.parse_error
+    );
 }
 
 /// Metrics as JSON.
 pub fn metrics(m: &Metrics, services: &[String]) -> String {
-    json!({
-        "discovery": counter(&m.discovery),
-        "configs": counter(&m.configs),
-        "notifications": counter(&m.notifications),
-        "lastError": m.last_error.as_ref().map(error),
-        "longPollService": m.long_poll_service,
-        "services": services,
-    })
-    .to_string()
+    let mut out = String::from("{");
+    counter(&mut out, "discovery", &m.discovery);
+    counter(&mut out, "configs", &m.configs);
+    counter(&mut out, "notifications", &m.notifications);
+    field(&mut out, "lastError");
+    match &m.last_error {
+        Some(e) => error(&mut out, e),
+        None => out.push_str("null"),
+    }
+    opt_field(&mut out, "longPollService", m.long_poll_service.as_deref());
+    field(&mut out, "services");
+    out.push('[');
+    for s in services {
+        element(&mut out);
+        string(&mut out, s);
+    }
+    out.push_str("]}");
+    out
 }

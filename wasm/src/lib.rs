@@ -1,20 +1,22 @@
 //! The WebAssembly host of `apolloconf-core`: the engine behind the `apolloconf` npm package.
 //!
-//! This crate is a thin driver. It owns no protocol logic: it turns the core's
-//! [`Output`]s into calls of the *global* `fetch` and `setTimeout` (never `window`, which
-//! Node, Deno and workers lack or fake), and turns their results back into [`Input`]s.
+//! This crate is a thin, synchronous driver. It owns no protocol logic and does no I/O: it
+//! drains the core's [`Output`]s into one message per drain for the JavaScript wrapper
+//! (`json::drain`), and the wrapper answers with calls that become [`Input`]s.
 //!
 //! - The [`Client`] lives in an `Rc<RefCell<_>>`; every borrow is a `try_borrow` so that a
 //!   re-entrant call from JavaScript is refused instead of panicking (a panic aborts the
 //!   whole module, since the release profile uses `panic = "abort"`).
-//! - Each request is a `spawn_local` future over `fetch` (redirects not followed) with an
-//!   `AbortController` that a timer aborts after the request's connect + read timeout; the
-//!   body is read as a stream and given up as soon as it passes the size limit.
-//! - One timer at a time, exactly for the core's deadline (none when the core has none);
-//!   `close()` clears it and aborts every fetch, so a Node or Deno process exits by itself
-//!   right after `close()`.
-//! - After each drain the wrapper gets one message (`json::drain`): what changed in the
-//!   namespaces it mirrors and the events, each change with the listeners it is for.
+//! - Requests go out in the drain message (id, URL, headers, time limit); the wrapper's
+//!   transport for the runtime performs them (`fetch`, or `node:http` in Node) and answers
+//!   with [`WasmClient::respond`] or [`WasmClient::fail`].
+//! - The core's deadline goes out in the message too when it moves (`timer`); the wrapper
+//!   keeps one `setTimeout` for it and calls [`WasmClient::tick`]. None when the core has
+//!   none, so after `close()` nothing keeps a Node or Deno process alive.
+//! - YAML: this engine is built without the core's `yaml` feature. The core flattens YAML
+//!   namespaces through a hook that calls the function given to [`set_yaml_flattener`]:
+//!   the `flatten` of the YAML module (`wasm/yaml/`), which the wrapper loads only when a
+//!   YAML namespace is configured or watched.
 //! - `now` comes from the global `performance.now()`, the wall-clock anchor used for
 //!   access-key signing from `Date.now()`.
 //! - Nothing runs at import time: the client starts on [`WasmClient::start`].
@@ -23,73 +25,30 @@
 
 mod json;
 
-use std::cell::{Cell, RefCell};
+mod yaml;
+
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::Duration;
 
 use apolloconf_core::{
-    Client, Config, ConfigError, HttpRequest, HttpResponse, Input, Instant, Interest, Output,
-    Timing, TransportError, TransportErrorKind,
+    Client, Config, ConfigError, HttpResponse, Input, Instant, Interest, Output, RequestId, Timing,
+    TransportError, TransportErrorKind,
 };
-use js_sys::{Function, Promise, Uint8Array};
+use js_sys::{Function, Uint8Array};
 use serde_json::Value;
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, Headers, RequestInit, RequestRedirect};
 
-/// Largest response body accepted (a config namespace is far smaller): 16 MiB, the native
-/// host's limit, so that every host refuses the same answers.
-const MAX_BODY: usize = 16 * 1024 * 1024;
+pub use yaml::set_yaml_flattener;
+
 /// Largest delay `setTimeout` takes without wrapping around to 1 ms.
-const MAX_TIMER_MS: f64 = 2_147_483_647.0;
+const MAX_TIMER_MS: u64 = 2_147_483_647;
 
 #[wasm_bindgen]
 extern "C" {
-    /// Whatever `globalThis` is in the running host.
-    type Global;
-
-    #[wasm_bindgen(method, catch, js_name = fetch)]
-    fn fetch_with_init(this: &Global, url: &str, init: &RequestInit) -> Result<Promise, JsValue>;
-
-    /// Node returns a `Timeout` object, every other runtime a number: keep it opaque.
-    #[wasm_bindgen(method, js_name = setTimeout)]
-    fn set_timeout(this: &Global, handler: &Function, ms: f64) -> JsValue;
-
-    #[wasm_bindgen(method, js_name = clearTimeout)]
-    fn clear_timeout(this: &Global, id: &JsValue);
-
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     fn performance_now() -> f64;
-
-    /// A fetch `Response`: only what this host reads of it.
-    type FetchResponse;
-    #[wasm_bindgen(method, getter)]
-    fn status(this: &FetchResponse) -> u16;
-    /// `opaqueredirect` for a redirect that a browser neither followed nor shows.
-    #[wasm_bindgen(method, getter, js_name = type)]
-    fn response_type(this: &FetchResponse) -> String;
-    #[wasm_bindgen(method, getter)]
-    fn body(this: &FetchResponse) -> Option<BodyStream>;
-
-    /// The body's `ReadableStream`.
-    type BodyStream;
-    #[wasm_bindgen(method, catch, js_name = getReader)]
-    fn get_reader(this: &BodyStream) -> Result<BodyReader, JsValue>;
-
-    type BodyReader;
-    #[wasm_bindgen(method)]
-    fn read(this: &BodyReader) -> Promise;
-    #[wasm_bindgen(method)]
-    fn cancel(this: &BodyReader) -> Promise;
-
-    /// What `read()` resolves to: `{ done, value }`.
-    type ReadChunk;
-    #[wasm_bindgen(method, getter)]
-    fn done(this: &ReadChunk) -> bool;
-    #[wasm_bindgen(method, getter)]
-    fn value(this: &ReadChunk) -> Option<Uint8Array>;
 }
 
 /// Bench builds only: every allocation of the engine is counted.
@@ -107,10 +66,6 @@ pub fn alloc_stats() -> Vec<f64> {
     ]
 }
 
-fn global() -> Global {
-    js_sys::global().unchecked_into()
-}
-
 fn now() -> Instant {
     let ms = performance_now();
     Instant::from_millis(if ms.is_finite() && ms > 0.0 {
@@ -118,10 +73,6 @@ fn now() -> Instant {
     } else {
         0
     })
-}
-
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// The core's timing knob names (`Timing::NAMES`), the keys of the `timing` option.
@@ -241,9 +192,7 @@ fn timing(v: &Value) -> Result<Timing, String> {
     };
     for (name, value) in map {
         let Some(n) = value.as_u64() else {
-            return Err(format!(
-                "option `timing.{name}` must be an integer >= 0, got {value}"
-            ));
+            return Err(format!("option `timing.{name}` must be an integer >= 0"));
         };
         if !t.set(name, n) {
             return Err(format!("option `timing` has an unknown field `{name}`"));
@@ -280,6 +229,7 @@ fn build_config(o: &Options) -> Config {
     // A 53-bit random seed is plenty for instance picks and jitter.
     let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
     b.background(o.background)
+        .yaml_flattener(yaml::flatten)
         .timing(o.timing.clone())
         .seed(seed)
         .wall_clock(js_sys::Date::now() as u64)
@@ -291,31 +241,37 @@ struct State {
     on_drain: Function,
     started: bool,
     persist: bool,
-    /// The armed `setTimeout` handle and the deadline it stands for.
-    timer: Option<(JsValue, Instant)>,
-    /// Controllers of the fetches in flight, by request id.
-    in_flight: BTreeMap<u64, AbortController>,
+    /// The deadline the wrapper's timer is armed for.
+    timer: Option<Instant>,
+    /// The requests the wrapper performs, by the number it knows them by.
+    in_flight: BTreeMap<u64, RequestId>,
     /// The wrapper's listeners (and async iterators) by id, in the order of their ids.
     interests: Vec<(u32, Interest)>,
     /// What the wrapper holds of each namespace, in lookup order.
     mirror: Vec<json::Mirror>,
 }
 
-struct Shared {
-    state: RefCell<State>,
-    /// The deadline timer's handler; created once, never dropped while the client lives
-    /// (dropping a closure that may be running is not allowed).
-    tick: RefCell<Option<Closure<dyn FnMut()>>>,
-}
-
 /// The engine handle the JavaScript wrapper holds. Not part of the public API.
 #[wasm_bindgen]
 pub struct WasmClient {
-    shared: Rc<Shared>,
+    state: Rc<RefCell<State>>,
 }
 
 fn busy() -> JsError {
     JsError::new("apolloconf: re-entrant call into the client")
+}
+
+/// A transport failure's kind as the wrapper names it.
+fn transport_kind(kind: &str) -> TransportErrorKind {
+    match kind {
+        "connect" => TransportErrorKind::Connect,
+        "timeout" => TransportErrorKind::Timeout,
+        "io" => TransportErrorKind::Io,
+        "too-large" => TransportErrorKind::TooLarge,
+        "tls" => TransportErrorKind::Tls,
+        "redirect" => TransportErrorKind::Redirect,
+        _ => TransportErrorKind::Other,
+    }
 }
 
 #[wasm_bindgen]
@@ -329,8 +285,8 @@ impl WasmClient {
         let opts = Options::parse(options).map_err(|e| JsError::new(&e))?;
         let client = Client::new(build_config(&opts), now())
             .map_err(|e| JsError::new(&opts.config_error(&e)))?;
-        let shared = Rc::new(Shared {
-            state: RefCell::new(State {
+        Ok(WasmClient {
+            state: Rc::new(RefCell::new(State {
                 client,
                 on_drain,
                 started: false,
@@ -339,20 +295,13 @@ impl WasmClient {
                 in_flight: BTreeMap::new(),
                 interests: Vec::new(),
                 mirror: Vec::new(),
-            }),
-            tick: RefCell::new(None),
-        });
-        let weak = Rc::downgrade(&shared);
-        let tick = Closure::<dyn FnMut()>::new(move || on_tick(&weak));
-        if let Ok(mut slot) = shared.tick.try_borrow_mut() {
-            *slot = Some(tick);
-        }
-        Ok(WasmClient { shared })
+            })),
+        })
     }
 
     /// The watched namespaces, in lookup order.
     pub fn namespaces(&self) -> Result<Vec<String>, JsError> {
-        let st = self.shared.state.try_borrow().map_err(|_| busy())?;
+        let st = self.state.try_borrow().map_err(|_| busy())?;
         Ok(st
             .client
             .namespaces()
@@ -360,11 +309,19 @@ impl WasmClient {
             .collect())
     }
 
+    /// Whether a watched namespace is YAML: the wrapper then loads the YAML module before
+    /// the namespace's values can arrive.
+    #[wasm_bindgen(js_name = needsYaml)]
+    pub fn needs_yaml(&self) -> Result<bool, JsError> {
+        let st = self.state.try_borrow().map_err(|_| busy())?;
+        Ok(st.client.namespaces().any(|n| yaml::is_yaml(n.name())))
+    }
+
     /// The cache file name of a namespace (`{appId}+{cluster}+{namespace}.properties`), or
     /// undefined when the name is unsafe as a file name.
     #[wasm_bindgen(js_name = cacheFileName)]
     pub fn cache_file_name(&self, namespace: &str) -> Result<Option<String>, JsError> {
-        let st = self.shared.state.try_borrow().map_err(|_| busy())?;
+        let st = self.state.try_borrow().map_err(|_| busy())?;
         Ok(st.client.cache_file_name(namespace))
     }
 
@@ -372,7 +329,7 @@ impl WasmClient {
     /// (`{appId}/config-cache/{file name}`), or undefined when unsafe.
     #[wasm_bindgen(js_name = cachePath)]
     pub fn cache_path(&self, namespace: &str) -> Result<Option<String>, JsError> {
-        let st = self.shared.state.try_borrow().map_err(|_| busy())?;
+        let st = self.state.try_borrow().map_err(|_| busy())?;
         Ok(st.client.cache_path(namespace))
     }
 
@@ -380,7 +337,7 @@ impl WasmClient {
     /// namespace is not watched.
     pub fn restore(&self, namespace: &str, contents: &[u8]) -> Result<bool, JsError> {
         let ok = {
-            let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
+            let mut st = self.state.try_borrow_mut().map_err(|_| busy())?;
             st.client
                 .handle_input(Input::CacheFile {
                     namespace,
@@ -388,33 +345,34 @@ impl WasmClient {
                 })
                 .is_ok()
         };
-        pump(&self.shared);
+        pump(&self.state);
         Ok(ok)
     }
 
     /// Start: send the first requests. Drain messages may arrive synchronously from here on.
     pub fn start(&self) -> Result<(), JsError> {
         {
-            let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
+            let mut st = self.state.try_borrow_mut().map_err(|_| busy())?;
             if st.started {
                 return Ok(());
             }
             st.started = true;
         }
-        pump(&self.shared);
+        pump(&self.state);
         Ok(())
     }
 
-    /// Watch one more namespace (the drain message announces it).
-    pub fn watch(&self, namespace: &str) -> Result<(), JsError> {
+    /// Watch one more namespace (the drain message announces it). Returns whether it is
+    /// YAML (see `needsYaml`).
+    pub fn watch(&self, namespace: &str) -> Result<bool, JsError> {
         {
-            let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
+            let mut st = self.state.try_borrow_mut().map_err(|_| busy())?;
             st.client
                 .watch(namespace)
                 .map_err(|e| JsError::new(&e.to_string()))?;
         }
-        pump(&self.shared);
-        Ok(())
+        pump(&self.state);
+        Ok(yaml::is_yaml(namespace))
     }
 
     /// Register listener `id` with its interest as JSON: `{keys?, prefixes?, namespace?}`.
@@ -427,7 +385,7 @@ impl WasmClient {
         if let Some(ns) = v.get("namespace").and_then(Value::as_str) {
             i = i.namespace(ns);
         }
-        let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
+        let mut st = self.state.try_borrow_mut().map_err(|_| busy())?;
         st.interests.retain(|(other, _)| *other != id);
         let at = st.interests.partition_point(|(other, _)| *other < id);
         st.interests.insert(at, (id, i));
@@ -436,7 +394,7 @@ impl WasmClient {
 
     /// Forget listener `id`.
     pub fn unlisten(&self, id: u32) -> Result<(), JsError> {
-        let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
+        let mut st = self.state.try_borrow_mut().map_err(|_| busy())?;
         st.interests.retain(|(other, _)| *other != id);
         Ok(())
     }
@@ -444,14 +402,60 @@ impl WasmClient {
     /// The merged lookup done inside the engine (the wrapper reads its own mirror; this
     /// exists for benchmarks and checks).
     pub fn get(&self, key: &str) -> Result<Option<String>, JsError> {
-        let st = self.shared.state.try_borrow().map_err(|_| busy())?;
+        let st = self.state.try_borrow().map_err(|_| busy())?;
         Ok(st.client.get(key).map(str::to_string))
     }
 
     /// Request counters and the last error, as JSON.
     pub fn metrics(&self) -> Result<String, JsError> {
-        let st = self.shared.state.try_borrow().map_err(|_| busy())?;
+        let st = self.state.try_borrow().map_err(|_| busy())?;
         Ok(json::metrics(st.client.metrics(), st.client.services()))
+    }
+
+    /// The answer of request `id` (a number of the drain message's `requests`): its status
+    /// and whole body. An id the engine no longer waits for (after `close()`) is ignored.
+    pub fn respond(&self, id: f64, status: u16, body: &[u8]) -> Result<(), JsError> {
+        self.answer(id, Ok(HttpResponse { status, body }))
+    }
+
+    /// Request `id` got no HTTP answer: `kind` is `connect`, `timeout`, `io`, `too-large`,
+    /// `tls`, `redirect` (one that the runtime hides) or anything else for `other`.
+    pub fn fail(&self, id: f64, kind: &str, message: &str) -> Result<(), JsError> {
+        let err = TransportError::new(transport_kind(kind), message);
+        self.answer(id, Err(err))
+    }
+
+    fn answer(
+        &self,
+        id: f64,
+        result: Result<HttpResponse<'_>, TransportError>,
+    ) -> Result<(), JsError> {
+        {
+            let mut st = self.state.try_borrow_mut().map_err(|_| busy())?;
+            // Ids are whole numbers below 2^53 (the drain message wrote them).
+            let Some(id) = st.in_flight.remove(&(id as u64)) else {
+                return Ok(());
+            };
+            // An id the core gave up already is not an error: nothing to do.
+            let _ = st.client.handle_input(Input::Response {
+                id,
+                now: now(),
+                result,
+            });
+        }
+        pump(&self.state);
+        Ok(())
+    }
+
+    /// The timer of the drain message's `timer` fired.
+    pub fn tick(&self) -> Result<(), JsError> {
+        {
+            let mut st = self.state.try_borrow_mut().map_err(|_| busy())?;
+            st.timer = None;
+            let _ = st.client.handle_input(Input::Timeout(now()));
+        }
+        pump(&self.state);
+        Ok(())
     }
 
     /// Check every namespace not confirmed by a server within `max_age_ms` with a
@@ -460,7 +464,7 @@ impl WasmClient {
     /// event follows when they have all finished (in this call's drain when none was).
     pub fn refresh(&self, max_age_ms: f64) -> Result<u32, JsError> {
         let queued = {
-            let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
+            let mut st = self.state.try_borrow_mut().map_err(|_| busy())?;
             let max_age = if max_age_ms.is_finite() && max_age_ms > 0.0 {
                 max_age_ms as u64
             } else {
@@ -468,59 +472,50 @@ impl WasmClient {
             };
             st.client.refresh(now(), Duration::from_millis(max_age))
         };
-        pump(&self.shared);
+        pump(&self.state);
         Ok(u32::try_from(queued).unwrap_or(u32::MAX))
     }
 
-    /// Stop: abort every fetch, clear the timer, deliver the `closed` event.
+    /// Stop: forget every request (the wrapper aborts them), clear the timer, deliver the
+    /// `closed` event.
     pub fn close(&self) -> Result<(), JsError> {
-        let aborted = {
-            let mut st = self.shared.state.try_borrow_mut().map_err(|_| busy())?;
+        {
+            let mut st = self.state.try_borrow_mut().map_err(|_| busy())?;
             st.client.close();
-            if let Some((id, _)) = st.timer.take() {
-                global().clear_timeout(&id);
-            }
-            core::mem::take(&mut st.in_flight)
-        };
-        for ctrl in aborted.values() {
-            ctrl.abort();
+            st.in_flight.clear();
         }
-        pump(&self.shared);
+        pump(&self.state);
         Ok(())
     }
 }
 
-fn on_tick(weak: &Weak<Shared>) {
-    let Some(shared) = weak.upgrade() else { return };
-    {
-        let Ok(mut st) = shared.state.try_borrow_mut() else {
-            return;
-        };
-        st.timer = None;
-        let _ = st.client.handle_input(Input::Timeout(now()));
-    }
-    pump(&shared);
-}
-
-/// Drain the core's outputs: start requests, arm the timer for the core's deadline, then
-/// hand the drain's message to the wrapper (with no borrow held, so listeners may call
-/// back into the client).
-fn pump(shared: &Rc<Shared>) {
+/// Drain the core's outputs into one message for the wrapper: the requests to perform,
+/// the timer when the core's deadline moved, and the state and events (`json::drain`).
+/// The wrapper gets it with no borrow held, so listeners may call back into the client.
+fn pump(state: &Rc<RefCell<State>>) {
     let mut requests = Vec::new();
     let mut events = Vec::new();
     let (message, on_drain) = {
-        let Ok(mut st) = shared.state.try_borrow_mut() else {
+        let Ok(mut st) = state.try_borrow_mut() else {
             return;
         };
         if !st.started {
             return;
         }
+        let mut timer = None;
         loop {
             match st.client.poll_output() {
                 Output::Request(r) => requests.push(r),
                 Output::Event(e) => events.push(e),
                 Output::Timeout(deadline) => {
-                    arm(shared, &mut st, deadline);
+                    if st.timer != deadline {
+                        st.timer = deadline;
+                        let at = now();
+                        timer = Some(deadline.map(|d| {
+                            let ms = d.saturating_duration_since(at).as_millis();
+                            u64::try_from(ms).unwrap_or(MAX_TIMER_MS).min(MAX_TIMER_MS)
+                        }));
+                    }
                     break;
                 }
                 // Future outputs this host does not know yet: keep draining.
@@ -528,18 +523,22 @@ fn pump(shared: &Rc<Shared>) {
             }
         }
         let st = &mut *st;
+        for r in &requests {
+            st.in_flight.insert(r.id.get(), r.id);
+        }
         let message = json::drain(
             &st.client,
             &mut st.mirror,
             &st.interests,
             st.persist,
+            &json::Io {
+                requests: &requests,
+                timer,
+            },
             &events,
         );
         (message, st.on_drain.clone())
     };
-    for r in requests {
-        send(shared, r);
-    }
     let Some((text, blobs)) = message else { return };
     let blobs = if blobs.is_empty() {
         JsValue::UNDEFINED
@@ -552,212 +551,4 @@ fn pump(shared: &Rc<Shared>) {
     };
     // A throwing listener must not stop the engine; the wrapper catches its own.
     let _ = on_drain.call2(&JsValue::UNDEFINED, &JsValue::from_str(&text), &blobs);
-}
-
-/// Keep one timer for `deadline` (none for None), re-armed only when it moves.
-fn arm(shared: &Shared, st: &mut State, deadline: Option<Instant>) {
-    if let (Some((_, at)), Some(d)) = (&st.timer, deadline) {
-        if *at == d {
-            return;
-        }
-    }
-    if let Some((id, _)) = st.timer.take() {
-        global().clear_timeout(&id);
-    }
-    let Some(d) = deadline else { return };
-    let Ok(tick) = shared.tick.try_borrow() else {
-        return;
-    };
-    let Some(tick) = tick.as_ref() else { return };
-    let delay = millis(d.saturating_duration_since(now())).min(MAX_TIMER_MS);
-    let id = global().set_timeout(tick.as_ref().unchecked_ref(), delay);
-    st.timer = Some((id, d));
-}
-
-fn send(shared: &Rc<Shared>, req: HttpRequest) {
-    let HttpRequest {
-        id,
-        url,
-        headers,
-        connect_timeout,
-        timeout,
-        ..
-    } = req;
-    let (init, ctrl) = match prepare(&headers) {
-        Ok(p) => p,
-        Err(e) => {
-            // Answered from a task, not from inside this drain.
-            let err = TransportError::new(TransportErrorKind::Other, describe(&e));
-            let weak = Rc::downgrade(shared);
-            wasm_bindgen_futures::spawn_local(async move {
-                if let Some(shared) = weak.upgrade() {
-                    answer(&shared, id, Err(err));
-                }
-            });
-            return;
-        }
-    };
-    if let Ok(mut st) = shared.state.try_borrow_mut() {
-        st.in_flight.insert(id.get(), ctrl.clone());
-    }
-    let timed_out = Rc::new(Cell::new(false));
-    let flag = timed_out.clone();
-    let abort_ctrl = ctrl.clone();
-    let on_timeout = Closure::once(move || {
-        flag.set(true);
-        abort_ctrl.abort();
-    });
-    let limit = connect_timeout + timeout;
-    let limit_ms = millis(limit).min(MAX_TIMER_MS);
-    let timer = global().set_timeout(on_timeout.as_ref().unchecked_ref(), limit_ms);
-    let weak = Rc::downgrade(shared);
-    wasm_bindgen_futures::spawn_local(async move {
-        let result = fetch_bytes(&url, &init, &ctrl).await;
-        global().clear_timeout(&timer);
-        drop(on_timeout);
-        let Some(shared) = weak.upgrade() else { return };
-        let result = match result {
-            Ok(ok) => Ok(ok),
-            Err(_) if timed_out.get() => Err(TransportError::new(
-                TransportErrorKind::Timeout,
-                format!("no answer within {} ms", limit.as_millis()),
-            )),
-            Err((kind, msg)) => Err(TransportError::new(kind, msg)),
-        };
-        {
-            let Ok(mut st) = shared.state.try_borrow_mut() else {
-                return;
-            };
-            if st.in_flight.remove(&id.get()).is_none() {
-                // Aborted by close(): nothing to report.
-                return;
-            }
-        }
-        match result {
-            Ok((status, body)) => answer(&shared, id, Ok((status, &body))),
-            Err(e) => answer(&shared, id, Err(e)),
-        }
-    });
-}
-
-fn answer(
-    shared: &Rc<Shared>,
-    id: apolloconf_core::RequestId,
-    result: Result<(u16, &[u8]), TransportError>,
-) {
-    {
-        let Ok(mut st) = shared.state.try_borrow_mut() else {
-            return;
-        };
-        let result = result.map(|(status, body)| HttpResponse { status, body });
-        // An unknown id means the core gave the request up already: nothing to do.
-        let _ = st.client.handle_input(Input::Response {
-            id,
-            now: now(),
-            result,
-        });
-    }
-    pump(shared);
-}
-
-fn prepare(headers: &[(String, String)]) -> Result<(RequestInit, AbortController), JsValue> {
-    let ctrl = AbortController::new()?;
-    let init = RequestInit::new();
-    init.set_method("GET");
-    // No host follows redirects: the access-key headers must not travel elsewhere. A 3xx
-    // goes to the core as it is (a browser shows it only as an `opaqueredirect`).
-    init.set_redirect(RequestRedirect::Manual);
-    if !headers.is_empty() {
-        let h = Headers::new()?;
-        for (k, v) in headers {
-            h.append(k, v)?;
-        }
-        init.set_headers(&h);
-    }
-    init.set_signal(Some(&ctrl.signal()));
-    Ok((init, ctrl))
-}
-
-fn describe(e: &JsValue) -> String {
-    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
-        let name: String = err.name().into();
-        let msg: String = err.message().into();
-        let cause = js_sys::Reflect::get(err, &JsValue::from_str("cause"))
-            .ok()
-            .filter(|c| !c.is_undefined() && !c.is_null())
-            .map(|c| describe(&c));
-        match cause {
-            Some(c) => format!("{name}: {msg} ({c})"),
-            None => format!("{name}: {msg}"),
-        }
-    } else if let Some(s) = e.as_string() {
-        s
-    } else {
-        String::from("unknown error")
-    }
-}
-
-type FetchError = (TransportErrorKind, String);
-
-async fn fetch_bytes(
-    url: &str,
-    init: &RequestInit,
-    ctrl: &AbortController,
-) -> Result<(u16, Vec<u8>), FetchError> {
-    let promise = global()
-        .fetch_with_init(url, init)
-        .map_err(|e| (TransportErrorKind::Other, describe(&e)))?;
-    let resp = JsFuture::from(promise)
-        .await
-        .map_err(|e| (TransportErrorKind::Connect, describe(&e)))?;
-    if !resp.is_object() {
-        let msg = String::from("fetch returned no Response");
-        return Err((TransportErrorKind::Other, msg));
-    }
-    let resp: FetchResponse = resp.unchecked_into();
-    if resp.response_type() == "opaqueredirect" {
-        ctrl.abort();
-        let msg = String::from("a redirect (not followed; this runtime hides its status)");
-        return Err((TransportErrorKind::Redirect, msg));
-    }
-    let status = resp.status();
-    let body = match resp.body() {
-        Some(stream) => read_body(&stream, ctrl).await?,
-        None => Vec::new(),
-    };
-    Ok((status, body))
-}
-
-/// Read a body stream, giving up (and aborting the request) as soon as it passes
-/// [`MAX_BODY`], so an oversized answer fails at once, not at the read timeout.
-async fn read_body(stream: &BodyStream, ctrl: &AbortController) -> Result<Vec<u8>, FetchError> {
-    let io = |e: JsValue| (TransportErrorKind::Io, describe(&e));
-    let reader = stream.get_reader().map_err(io)?;
-    let mut body = Vec::new();
-    loop {
-        let chunk: ReadChunk = JsFuture::from(reader.read())
-            .await
-            .map_err(io)?
-            .unchecked_into();
-        if chunk.done() {
-            return Ok(body);
-        }
-        let Some(bytes) = chunk.value() else { continue };
-        let len = bytes.length() as usize;
-        if body.len() + len > MAX_BODY {
-            // Awaited in a task of its own, so its outcome is handled and nothing waits.
-            let cancel = JsFuture::from(reader.cancel());
-            wasm_bindgen_futures::spawn_local(async move {
-                let _ = cancel.await;
-            });
-            ctrl.abort();
-            let msg = format!("body over {MAX_BODY} bytes");
-            return Err((TransportErrorKind::TooLarge, msg));
-        }
-        let start = body.len();
-        body.resize(start + len, 0);
-        if let Some(dest) = body.get_mut(start..) {
-            bytes.copy_to(dest);
-        }
-    }
 }

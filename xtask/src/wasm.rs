@@ -1,7 +1,7 @@
 //! WebAssembly build and the npm package's runtime tests.
 //!
-//! Layout: the engine crate is `wasm/`; the npm package is `pkg/` (its generated glue goes
-//! to `pkg/dist/`); the npm tooling (deno, workerd, playwright-core, binaryen, typescript)
+//! Layout: the engine crate is `wasm/`, the YAML module's `wasm/yaml/`; the npm package is
+//! `pkg/` (the generated glue of both goes to `pkg/dist/`); the npm tooling (deno, workerd, playwright-core, binaryen, typescript)
 //! is installed into `pkg/test-env/`; the packed tarball goes to `{target}/npm/`.
 
 use crate::step::{Runner, cargo, cmd};
@@ -79,9 +79,12 @@ pub(crate) fn install() -> bool {
     .ok()
 }
 
-/// Build the engine, generate the glue into `pkg/dist/` and shrink it with wasm-opt.
+/// Build the engine and the YAML module, generate their glue into `pkg/dist/` and shrink
+/// them with wasm-opt.
 pub(crate) fn build() -> bool {
-    build_into(&[], &pkg_dir().join("dist"))
+    let dist = pkg_dir().join("dist");
+    let _ = std::fs::remove_dir_all(&dist);
+    build_into(&[], &dist) && build_module("apolloconf-wasm-yaml", &[], "apolloconf_yaml", &dist)
 }
 
 /// The bench-only engine with the `count-allocs` feature (it counts its allocations), in
@@ -90,8 +93,14 @@ fn counting_dist() -> PathBuf {
     target_dir().join("wasm-count-allocs")
 }
 
-/// Build the engine with `features`, generate the glue into `dist` and shrink it.
+/// Build the engine with `features` and generate its glue into `dist`.
 fn build_into(features: &[&str], dist: &Path) -> bool {
+    build_module("apolloconf-wasm", features, "apolloconf_wasm", dist)
+}
+
+/// Build crate `package` with `features` for wasm32, run wasm-bindgen (`--target web`) into
+/// `dist` as `{name}.js` + `{name}_bg.wasm`, then wasm-opt -Oz.
+fn build_module(package: &str, features: &[&str], name: &str, dist: &Path) -> bool {
     let mut args = vec![
         "build",
         "--profile",
@@ -99,7 +108,7 @@ fn build_into(features: &[&str], dist: &Path) -> bool {
         "--target",
         WASM_TARGET,
         "-p",
-        "apolloconf-wasm",
+        package,
     ];
     let features = features.join(",");
     if !features.is_empty() {
@@ -111,8 +120,13 @@ fn build_into(features: &[&str], dist: &Path) -> bool {
     let wasm = target_dir()
         .join(WASM_TARGET)
         .join(PROFILE)
-        .join("apolloconf_wasm.wasm");
-    let _ = std::fs::remove_dir_all(dist);
+        .join(format!("{}.wasm", package.replace('-', "_")));
+    if std::fs::create_dir_all(dist).is_err() {
+        return false;
+    }
+    for file in [format!("{name}.js"), format!("{name}_bg.wasm")] {
+        let _ = std::fs::remove_file(dist.join(file));
+    }
     let bindgen = cmd(
         &wasm_bindgen_bin(),
         &[
@@ -122,7 +136,7 @@ fn build_into(features: &[&str], dist: &Path) -> bool {
             "--remove-name-section",
             "--remove-producers-section",
             "--out-name",
-            "apolloconf_wasm",
+            name,
             "--out-dir",
             &s(dist),
             &s(&wasm),
@@ -133,7 +147,7 @@ fn build_into(features: &[&str], dist: &Path) -> bool {
         return false;
     }
     // npm binaryen (Debian's binaryen 108 produces modules that fail to load).
-    let out = s(&dist.join("apolloconf_wasm_bg.wasm"));
+    let out = s(&dist.join(format!("{name}_bg.wasm")));
     cmd(&s(&tool_bin("wasm-opt")), &["-Oz", &out, "-o", &out]).ok()
 }
 
@@ -235,7 +249,7 @@ pub fn steps(r: &mut Runner) {
         ])
     });
     if !r.step(
-        "wasm: build engine, wasm-bindgen --target web, wasm-opt -Oz",
+        "wasm: build engine and YAML module, wasm-bindgen --target web, wasm-opt -Oz",
         build,
     ) {
         return;
@@ -290,12 +304,15 @@ pub fn bench(r: &mut Runner) {
     }
     if !r.step(
         "wasm: build the allocation-counting engine (bench only)",
-        || build_into(&["count-allocs"], &counting_dist()),
+        || {
+            let _ = std::fs::remove_dir_all(counting_dist());
+            build_into(&["count-allocs"], &counting_dist())
+        },
     ) {
         return;
     }
     r.step(
-        "npm package: sizes, get() vs Map, publish-to-event latency and cost (Node)",
+        "npm package: sizes (with and without YAML), memory, start-up, get() vs Map, publish-to-event latency and cost (Node)",
         || {
             let script = s(&pkg_dir().join("test").join("bench.mjs"));
             cmd(

@@ -836,6 +836,7 @@ impl Client {
         source: Source,
     ) {
         let (now, wall) = (self.now, self.wall_clock_ms());
+        let yaml = self.cfg.yaml_flattener.map(|f| f.0);
         let Some(slot) = self.slots.get_mut(i) else {
             return;
         };
@@ -845,7 +846,7 @@ impl Client {
         // million keys would build a million changes only to drop them).
         let installed = slot
             .ns
-            .install(values, release_key.clone(), source, now, had_before);
+            .install(values, release_key.clone(), source, now, yaml, had_before);
         let persist = source == Source::Server && (installed.values_changed || !had_before);
         let contents = persist.then(|| cache_contents(&slot.ns, wall));
         if let Some(e) = installed.yaml_error {

@@ -4,6 +4,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 
+use crate::config::YamlFlattener;
 use crate::event::{Change, Source, diff};
 use crate::namespace::{CONTENT_KEY, Format};
 use crate::time::Instant;
@@ -142,11 +143,12 @@ impl Namespace {
         release_key: Option<String>,
         source: Source,
         now: Instant,
+        yaml: Option<YamlFlattener>,
         want_changes: bool,
     ) -> Installed {
         let mut yaml_error = None;
         let view = if self.format.is_yaml() {
-            flatten_view(&values, self.properties(), &mut yaml_error)
+            flatten_view(&values, self.properties(), yaml, &mut yaml_error)
         } else {
             None
         };
@@ -175,31 +177,39 @@ impl Namespace {
     }
 }
 
-#[cfg(feature = "yaml")]
+/// The properties view of a YAML namespace: its `content` flattened by `custom`, else by
+/// the built-in flattener; on an error, the previous view (as the Java client).
 fn flatten_view(
     values: &BTreeMap<String, String>,
     previous: &BTreeMap<String, String>,
+    custom: Option<YamlFlattener>,
     error: &mut Option<String>,
 ) -> Option<BTreeMap<String, String>> {
-    Some(match values.get(CONTENT_KEY) {
-        None => BTreeMap::new(),
-        Some(text) => match crate::yaml::flatten(text) {
-            Ok(m) => m,
-            Err(e) => {
-                // As the Java client: keep the previous flattened properties.
-                *error = Some(alloc::format!("YAML: {e}"));
-                previous.clone()
-            }
-        },
+    let Some(text) = values.get(CONTENT_KEY) else {
+        return Some(BTreeMap::new());
+    };
+    let flattened = match custom {
+        Some(f) => f(text),
+        // No flattener at all (None): the view is the configurations, as for other
+        // formats.
+        None => builtin_flatten(text)?,
+    };
+    Some(match flattened {
+        Ok(m) => m,
+        Err(e) => {
+            // As the Java client: keep the previous flattened properties.
+            *error = Some(alloc::format!("YAML: {e}"));
+            previous.clone()
+        }
     })
 }
 
+#[cfg(feature = "yaml")]
+fn builtin_flatten(text: &str) -> Option<Result<BTreeMap<String, String>, String>> {
+    Some(crate::yaml::flatten(text).map_err(|e| e.to_string()))
+}
+
 #[cfg(not(feature = "yaml"))]
-fn flatten_view(
-    _values: &BTreeMap<String, String>,
-    _previous: &BTreeMap<String, String>,
-    _error: &mut Option<String>,
-) -> Option<BTreeMap<String, String>> {
-    // Without YAML support the view is the configurations, as for other formats.
+fn builtin_flatten(_text: &str) -> Option<Result<BTreeMap<String, String>, String>> {
     None
 }
