@@ -165,10 +165,29 @@ export function localStorageCache() {
   return storeCache({ get: (k) => ls.getItem(k), set: (k, v) => ls.setItem(k, v) }, 'apolloconf:', true);
 }
 
+/** The largest cache file read: three times the body limit (the file escapes non-ASCII). */
+export const MAX_CACHE_FILE = 3 * 16 * 1024 * 1024;
+
+/**
+ * Why a cache file may not be trusted, or null: it must be a regular file (not a symbolic
+ * link) of the user the process runs as (when the runtime tells), not writable by group or
+ * others, and at most MAX_CACHE_FILE bytes. `st` has isFile / isSymlink / uid / mode / size.
+ */
+export function untrusted(st, uid) {
+  if (st.isSymlink) return 'it is a symbolic link';
+  if (!st.isFile) return 'it is not a regular file';
+  if (uid !== null && st.uid !== null && st.uid !== uid) return `it belongs to uid ${st.uid}, not to uid ${uid}`;
+  if (st.mode !== null && (st.mode & 0o022) !== 0) return 'group or others may write it';
+  if (st.size > MAX_CACHE_FILE) return `it is larger than ${MAX_CACHE_FILE} bytes`;
+  return null;
+}
+
 /**
  * The Java-compatible file cache: each file at `{root}/{path}` (the engine's layout), written
- * to a temporary file and renamed into place. `fs` supplies readFile / readFileSync /
- * writeFile / rename / mkdir / isNotFound.
+ * to a temporary file created exclusively under a random name (nothing planted at that name
+ * is followed) and renamed into place. A file is read only when `untrusted` finds nothing
+ * against it. `fs` supplies readChecked / readCheckedSync (bytes, or an Error saying why
+ * not), writeNew (exclusive create, mode 0644), rename, mkdir, randomHex, isNotFound.
  */
 export function fileCache(root, fs) {
   const base = root.replace(/[\\/]+$/, '');
@@ -180,14 +199,14 @@ export function fileCache(root, fs) {
   return {
     async read({ path }) {
       try {
-        return await fs.readFile(`${base}/${path}`);
+        return await fs.readChecked(`${base}/${path}`);
       } catch (e) {
         return missing(e);
       }
     },
     readSync({ path }) {
       try {
-        return fs.readFileSync(`${base}/${path}`);
+        return fs.readCheckedSync(`${base}/${path}`);
       } catch (e) {
         return missing(e);
       }
@@ -197,8 +216,8 @@ export function fileCache(root, fs) {
       const dir = file.slice(0, file.lastIndexOf('/'));
       if (!made.has(dir)) made.set(dir, fs.mkdir(dir));
       await made.get(dir);
-      const tmp = `${dir}/.${fileName}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`;
-      await fs.writeFile(tmp, bytes);
+      const tmp = `${dir}/.${fileName}.${fs.randomHex()}.tmp`;
+      await fs.writeNew(tmp, bytes);
       await fs.rename(tmp, file);
     },
   };

@@ -2,11 +2,12 @@
 // through `node:http` / `node:https` (Node's `fetch` would load undici, ~12 MiB of memory);
 // the default cache is the Java-compatible file cache under $APOLLO_CACHE_DIR or the
 // engine's default root (/opt/data, as the Java client).
-import { readFile, writeFile, rename, mkdir } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { readFile, writeFile, rename, mkdir, open } from 'node:fs/promises';
+import { openSync, fstatSync, readSync, closeSync, constants } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import * as engine from '../dist/apolloconf_wasm.js';
-import { bindRuntime, fileCache, describe, MAX_BODY } from './client.js';
+import { bindRuntime, fileCache, untrusted, describe, MAX_BODY } from './client.js';
 
 // mkdir -p one level at a time: Node 20's `mkdir(p, { recursive: true })` never settles
 // when a parent cannot be created although its own parent exists (e.g. below /proc).
@@ -27,12 +28,78 @@ async function mkdirs(p) {
   }
 }
 
+// Cache files are opened without following a symbolic link (O_NOFOLLOW) and checked on the
+// opened file itself, so nothing can be swapped in between the check and the read.
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+const myUid = () => (typeof process.getuid === 'function' ? process.getuid() : null);
+const facts = (st) => ({
+  isSymlink: false,
+  isFile: st.isFile(),
+  uid: typeof st.uid === 'number' && process.platform !== 'win32' ? st.uid : null,
+  mode: process.platform === 'win32' ? null : st.mode,
+  size: st.size,
+});
+function refused(path, why) {
+  return new Error(`${path}: not read: ${why}`);
+}
+function openError(path, e) {
+  // O_NOFOLLOW on a symbolic link fails with ELOOP (EMLINK on some BSDs).
+  if (e?.code === 'ELOOP' || e?.code === 'EMLINK') return refused(path, 'it is a symbolic link');
+  return e;
+}
+
 const fs = {
-  readFile: (p) => readFile(p),
-  readFileSync: (p) => readFileSync(p),
-  writeFile: (p, b) => writeFile(p, b),
+  async readChecked(p) {
+    let h;
+    try {
+      h = await open(p, READ_FLAGS);
+    } catch (e) {
+      throw openError(p, e);
+    }
+    try {
+      const st = await h.stat();
+      const why = untrusted(facts(st), myUid());
+      if (why) throw refused(p, why);
+      const size = st.size;
+      const buf = Buffer.alloc(size);
+      let off = 0;
+      while (off < size) {
+        const { bytesRead } = await h.read(buf, off, size - off, off);
+        if (!bytesRead) break;
+        off += bytesRead;
+      }
+      return buf.subarray(0, off);
+    } finally {
+      await h.close();
+    }
+  },
+  readCheckedSync(p) {
+    let fd;
+    try {
+      fd = openSync(p, READ_FLAGS);
+    } catch (e) {
+      throw openError(p, e);
+    }
+    try {
+      const st = fstatSync(fd);
+      const why = untrusted(facts(st), myUid());
+      if (why) throw refused(p, why);
+      const buf = Buffer.alloc(st.size);
+      let off = 0;
+      while (off < st.size) {
+        const n = readSync(fd, buf, off, st.size - off, off);
+        if (!n) break;
+        off += n;
+      }
+      return buf.subarray(0, off);
+    } finally {
+      closeSync(fd);
+    }
+  },
+  writeNew: (p, b) => writeFile(p, b, { flag: 'wx', mode: 0o644 }),
   rename: (a, b) => rename(a, b),
   mkdir: (p) => mkdirs(p),
+  randomHex: () => randomBytes(12).toString('hex'),
   isNotFound: (e) => e?.code === 'ENOENT',
 };
 

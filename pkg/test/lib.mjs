@@ -60,12 +60,14 @@ export function freePort() {
   });
 }
 
-/** A temp project with the tarball installed (never the source folder) and scenario.mjs. */
+/** A temp project with the tarball installed (never the source folder), scenario.mjs and
+ * cache-trust.mjs. */
 export function project(tarball, name) {
   const dir = mkdtempSync(join(tmpdir(), `apolloconf-${name}-`));
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `apolloconf-${name}-test`, private: true, type: 'module' }, null, 2));
   execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', '--offline', tarball], { cwd: dir, stdio: ['ignore', 2, 2] }); // stdout stays clean for subject.mjs
   copyFileSync(join(here, 'scenario.mjs'), join(dir, 'scenario.mjs'));
+  copyFileSync(join(here, 'cache-trust.mjs'), join(dir, 'cache-trust.mjs'));
   return dir;
 }
 

@@ -48,6 +48,29 @@ const scriptHead = (entry) => `import { ApolloClient, ApolloError } from ${JSON.
 import { run } from './scenario.mjs';
 `;
 
+// The file cache's trust rules (cache-trust.mjs), run by `cmd args… SERVER DEAD_SERVER` in
+// the project folder.
+async function trust(name, dir, server, cmd, args, env) {
+  writeFileSync(join(dir, 'trust.mjs'), `import { ApolloClient } from 'apolloconf';
+import { cacheTrust } from './cache-trust.mjs';
+import { publish } from './scenario.mjs';
+import process from 'node:process';
+const [server, dead] = process.argv.slice(2);
+await publish(server, 'TrustApp', 'application', { k: 'from-server' });
+const checks = await cacheTrust({ ApolloClient, dir: process.cwd(), server, deadServer: dead, log: console.log });
+console.log('RESULT ' + JSON.stringify({ checks }));
+`);
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  const r = await runLimited(cmd, [...args, server.url, dead], { cwd: dir, env, timeoutMs: 60_000 });
+  const result = resultOf(r.stdout);
+  if (r.code !== 0 || !result) {
+    console.error(`${name} (cache trust): FAILED (exit ${r.code ?? r.signal})`);
+    return false;
+  }
+  console.log(`${name} (cache trust): ${result.checks} checks passed`);
+  return true;
+}
+
 async function testNode(server) {
   const dir = project(tarball, 'node');
   writeFileSync(join(dir, 'test.mjs'), `${scriptHead('apolloconf')}
@@ -67,6 +90,7 @@ console.log('RESULT ' + JSON.stringify(r));
     return false;
   }
   console.log(`node: Java-layout cache file written (${file})`);
+  if (!(await trust('node', dir, server, process.execPath, ['trust.mjs']))) return false;
   // CommonJS: require() of the ESM entry (Node >= 20.19 / 22.12 load ESM without top-level await).
   // Older Node cannot require() an ES module at all (ERR_REQUIRE_ESM), as the README says.
   const [major, minor] = process.versions.node.split('.').map(Number);
@@ -98,9 +122,13 @@ if (!import.meta.resolve('apolloconf').endsWith('/src/deno.js')) throw new Error
 const r = await run({ ApolloClient, ApolloError, server, runtime: 'deno', cache: { dir: './cache' }, log: console.log });
 console.log('RESULT ' + JSON.stringify(r));
 `);
+  const env = { DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' };
   const r = await runLimited(toolBin('deno'), ['run', '--allow-net=127.0.0.1', '--allow-read=.', '--allow-write=./cache', 'test.mjs', server.url],
-    { cwd: dir, env: { DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' } });
-  return judge('deno', r);
+    { cwd: dir, env });
+  if (!judge('deno', r)) return false;
+  return trust('deno', dir, server, toolBin('deno'),
+    // Unscoped read and write: Deno grants symlinkSync (a planted link) only so.
+    ['run', '--allow-net=127.0.0.1', '--allow-read', '--allow-write', '--allow-env', '--allow-sys', 'trust.mjs'], env);
 }
 
 async function testBrowser(server, serverBin) {
