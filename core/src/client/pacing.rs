@@ -64,6 +64,12 @@ pub(crate) fn backoff(
 /// behind the Java client's `RateLimiter.create(qps)` (its `maxBurstSeconds`).
 const MAX_BURST_MS: u64 = 1_000;
 
+/// Stored permits are spent no faster than one per this many milliseconds (or per
+/// `1000 / qps` when that is shorter). Releases published a few milliseconds apart are
+/// then collected by a few polls, instead of the whole burst going in the first
+/// milliseconds and the rest waiting a full interval.
+const MIN_GAP_MS: u64 = 10;
+
 /// A request rate limit of `qps` starts per second, modelled on the limiter of the Java
 /// client (`apollo.loadConfigQPS` / `longPollQPS` / `discoveryQPS`,
 /// docs/protocol.md#rate-limits-and-back-off).
@@ -72,13 +78,16 @@ const MAX_BURST_MS: u64 = 1_000;
 /// permits): a start spends a stored permit without moving the schedule, so after a quiet
 /// second up to `qps + 1` starts go at once. Without stored permits a start pushes the next
 /// allowed start `1000 / qps` ms further, so a sustained stream is held to `qps` per
-/// second. All in whole milliseconds, like [`Instant`].
+/// second. One difference from Guava: stored permits go at most one per [`MIN_GAP_MS`].
+/// All in whole milliseconds, like [`Instant`].
 #[derive(Debug, Clone)]
 pub(crate) struct Rate {
-    /// The earliest instant of the next start.
+    /// The earliest instant of the next start by the permits.
     next_free: Instant,
     /// Unused time stored, in milliseconds (a permit is worth `1000 / qps`).
     stored_ms: u64,
+    /// The earliest instant of the next start by the minimum gap.
+    gap_until: Instant,
 }
 
 impl Rate {
@@ -88,12 +97,13 @@ impl Rate {
         Rate {
             next_free: now,
             stored_ms: 0,
+            gap_until: now,
         }
     }
 
     /// The earliest instant the next start is allowed.
     pub(crate) fn earliest(&self) -> Instant {
-        self.next_free
+        self.next_free.max(self.gap_until)
     }
 
     /// Record a start at `now` under a limit of `qps` per second.
@@ -110,6 +120,7 @@ impl Rate {
         let spent = self.stored_ms.min(interval);
         self.stored_ms -= spent;
         self.next_free = self.next_free + Duration::from_millis(interval - spent);
+        self.gap_until = now + Duration::from_millis(MIN_GAP_MS.min(interval));
     }
 }
 
@@ -180,7 +191,8 @@ mod tests {
         // start pays, as Guava's SmoothBursty (docs/protocol.md#rate-limits-and-back-off).
         let mut r = Rate::new(Instant::ZERO);
         r.on_start(Instant::ZERO, 2);
-        for t in [1_500, 1_500, 1_500] {
+        // Stored permits go one per 10 ms.
+        for t in [1_500, 1_510, 1_520] {
             assert!(
                 r.earliest() <= Instant::from_millis(t),
                 "{:?}",
@@ -204,7 +216,7 @@ mod tests {
         // go at once, then the schedule is back to one per half second.
         let mut r = Rate::new(Instant::ZERO);
         let starts = hammer(&mut r, 2, 60_000, 61_100);
-        assert_eq!(starts, [60_000, 60_000, 60_000, 60_500, 61_000]);
+        assert_eq!(starts, [60_000, 60_010, 60_020, 60_500, 61_000]);
     }
 
     #[test]
@@ -221,9 +233,12 @@ mod tests {
                 "{qps}/s: {}",
                 starts.len()
             );
-            // After the burst, starts are spaced by exactly one interval.
+            // The burst goes at one start per 10 ms at least; once spent, starts are
+            // spaced by exactly one interval.
             let interval = u64::from(1_000 / qps);
-            let tail = &starts[qps as usize + 1..];
+            let gap = interval.min(10);
+            assert!(starts.windows(2).all(|w| w[1] - w[0] >= gap), "{qps}/s");
+            let tail = &starts[starts.len() / 2..];
             assert!(tail.windows(2).all(|w| w[1] - w[0] == interval), "{qps}/s");
         }
     }
