@@ -173,27 +173,108 @@ pub(crate) fn parse_notifications(body: &[u8]) -> Result<Vec<Notification>, Stri
 pub(crate) const MAX_SERVICES: usize = 1_000;
 
 /// Home page URLs from a `/services/config` body, each ending in `/`, without repeats, in
-/// the order listed (at most [`MAX_SERVICES`]).
+/// the order listed (at most [`MAX_SERVICES`]). The list is read item by item, keeping only
+/// each item's `homepageUrl`: a huge answer costs its parse, not a copy of it.
 pub(crate) fn parse_services(body: &[u8]) -> Result<Vec<String>, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let arr = v.as_array().ok_or("body is not a JSON array")?;
-    let mut out: Vec<String> = Vec::new();
-    let mut seen: alloc::collections::BTreeSet<String> = alloc::collections::BTreeSet::new();
-    for item in arr {
-        if out.len() == MAX_SERVICES {
-            break;
-        }
-        if let Some(url) = item.get("homepageUrl").and_then(Value::as_str) {
-            let url = url.trim();
-            if crate::url::is_http_url(url) {
-                let u = with_slash(url);
-                if seen.insert(u.clone()) {
-                    out.push(u);
+    serde_json::from_slice::<ServiceList>(body)
+        .map(|l| l.0)
+        .map_err(|e| e.to_string())
+}
+
+/// The kept URLs of a service list (see [`parse_services`]).
+struct ServiceList(Vec<String>);
+
+/// One item of the list: only `homepageUrl` is read (any other field, and an item that is
+/// not an object, are skipped).
+struct ServiceItem(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for ServiceItem {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ServiceItem;
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a service")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<ServiceItem, A::Error> {
+                let mut url = None;
+                while let Some(k) = m.next_key::<alloc::borrow::Cow<'de, str>>()? {
+                    if k == "homepageUrl" {
+                        url = m.next_value::<Value>()?.as_str().map(String::from);
+                    } else {
+                        m.next_value::<serde::de::IgnoredAny>()?;
+                    }
                 }
+                Ok(ServiceItem(url))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<ServiceItem, A::Error> {
+                while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(ServiceItem(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<ServiceItem, E> {
+                Ok(ServiceItem(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<ServiceItem, E> {
+                Ok(ServiceItem(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<ServiceItem, E> {
+                Ok(ServiceItem(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<ServiceItem, E> {
+                Ok(ServiceItem(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<ServiceItem, E> {
+                Ok(ServiceItem(None))
+            }
+            fn visit_unit<E>(self) -> Result<ServiceItem, E> {
+                Ok(ServiceItem(None))
             }
         }
+        d.deserialize_any(V)
     }
-    Ok(out)
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ServiceList;
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a JSON array of services")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<ServiceList, A::Error> {
+                let mut out: Vec<String> = Vec::new();
+                let mut seen: alloc::collections::BTreeSet<String> =
+                    alloc::collections::BTreeSet::new();
+                while out.len() < MAX_SERVICES {
+                    let Some(ServiceItem(url)) = s.next_element::<ServiceItem>()? else {
+                        return Ok(ServiceList(out));
+                    };
+                    let Some(url) = url else { continue };
+                    let url = url.trim();
+                    if crate::url::is_http_url(url) {
+                        let u = with_slash(url);
+                        if seen.insert(u.clone()) {
+                            out.push(u);
+                        }
+                    }
+                }
+                // The rest is checked to be JSON but not kept.
+                while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(ServiceList(out))
+            }
+        }
+        d.deserialize_seq(V)
+    }
 }
 
 pub(crate) fn with_slash(url: &str) -> String {
