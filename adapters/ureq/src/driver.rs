@@ -310,6 +310,15 @@ impl Driver {
             if self.core.is_closed() {
                 break;
             }
+            // Checked on every turn, not only on timeouts: answers arriving less than
+            // `WRITE_QUIET` apart for a long time must not hold the writes back.
+            if self
+                .writes
+                .due()
+                .is_some_and(|t| t <= std::time::Instant::now())
+            {
+                self.flush_writes();
+            }
             // The core's deadline is the same instant its parts check before acting, so a
             // deadline that has passed always finds work: waiting zero cannot spin. Nor can
             // a passed write deadline: the writes are taken when it wakes the thread.
@@ -369,13 +378,7 @@ impl Driver {
                 }) => self.pause(&parked, &resume, dispatcher_resume),
                 Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => self.core.close(),
                 Err(RecvTimeoutError::Timeout) => {
-                    if self
-                        .writes
-                        .due()
-                        .is_some_and(|t| t <= std::time::Instant::now())
-                    {
-                        self.flush_writes();
-                    }
+                    // (Due writes are taken at the top of the loop.)
                     let now = self.clock.now();
                     if deadline.is_some_and(|d| d <= now) {
                         let _ = self.core.handle_input(Input::Timeout(now));
