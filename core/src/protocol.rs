@@ -174,7 +174,7 @@ pub(crate) const MAX_SERVICES: usize = 1_000;
 
 /// Home page URLs from a `/services/config` body, each ending in `/`, without repeats, in
 /// the order listed (at most [`MAX_SERVICES`]). The list is read item by item, keeping only
-/// each item's `homepageUrl`: a huge answer costs its parse, not a copy of it.
+/// each item's `homepageUrl`: a huge answer costs its parse, not a parsed copy of it all.
 pub(crate) fn parse_services(body: &[u8]) -> Result<Vec<String>, String> {
     serde_json::from_slice::<ServiceList>(body)
         .map(|l| l.0)
@@ -183,62 +183,6 @@ pub(crate) fn parse_services(body: &[u8]) -> Result<Vec<String>, String> {
 
 /// The kept URLs of a service list (see [`parse_services`]).
 struct ServiceList(Vec<String>);
-
-/// One item of the list: only `homepageUrl` is read (any other field, and an item that is
-/// not an object, are skipped).
-struct ServiceItem(Option<String>);
-
-impl<'de> serde::Deserialize<'de> for ServiceItem {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = ServiceItem;
-            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                f.write_str("a service")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<ServiceItem, A::Error> {
-                let mut url = None;
-                while let Some(k) = m.next_key::<alloc::borrow::Cow<'de, str>>()? {
-                    if k == "homepageUrl" {
-                        url = m.next_value::<Value>()?.as_str().map(String::from);
-                    } else {
-                        m.next_value::<serde::de::IgnoredAny>()?;
-                    }
-                }
-                Ok(ServiceItem(url))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut s: A,
-            ) -> Result<ServiceItem, A::Error> {
-                while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(ServiceItem(None))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<ServiceItem, E> {
-                Ok(ServiceItem(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<ServiceItem, E> {
-                Ok(ServiceItem(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<ServiceItem, E> {
-                Ok(ServiceItem(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<ServiceItem, E> {
-                Ok(ServiceItem(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<ServiceItem, E> {
-                Ok(ServiceItem(None))
-            }
-            fn visit_unit<E>(self) -> Result<ServiceItem, E> {
-                Ok(ServiceItem(None))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
 
 impl<'de> serde::Deserialize<'de> for ServiceList {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -256,10 +200,13 @@ impl<'de> serde::Deserialize<'de> for ServiceList {
                 let mut seen: alloc::collections::BTreeSet<String> =
                     alloc::collections::BTreeSet::new();
                 while out.len() < MAX_SERVICES {
-                    let Some(ServiceItem(url)) = s.next_element::<ServiceItem>()? else {
+                    // One item at a time: only its own parse is held.
+                    let Some(item) = s.next_element::<Value>()? else {
                         return Ok(ServiceList(out));
                     };
-                    let Some(url) = url else { continue };
+                    let Some(url) = item.get("homepageUrl").and_then(Value::as_str) else {
+                        continue;
+                    };
                     let url = url.trim();
                     if crate::url::is_http_url(url) {
                         let u = with_slash(url);

@@ -123,39 +123,31 @@ fn bench() -> ExitCode {
     );
     r.step(
         "native client: hostile answers (time and peak memory of each)",
-        || {
-            workspace::build_test_server()
-                && cargo(&[
-                    "run",
-                    "--release",
-                    "-p",
-                    "apolloconf",
-                    "--example",
-                    "hostile",
-                    "--",
-                    &workspace::s(&workspace::test_server()),
-                ])
-        },
+        || example_against_server("hostile"),
     );
     r.step(
         "native client: soak (10 min, a publish every 100 ms) and outage (2 min of 503)",
-        || {
-            workspace::build_test_server()
-                && cargo(&[
-                    "run",
-                    "--release",
-                    "-p",
-                    "apolloconf",
-                    "--example",
-                    "soak",
-                    "--",
-                    &workspace::s(&workspace::test_server()),
-                ])
-        },
+        || example_against_server("soak"),
     );
     wasm::bench(&mut r);
     python::bench(&mut r);
     r.finish()
+}
+
+/// A release example of the native client given the test server binary to start (its
+/// measurements keep the server's memory out of the client's process).
+fn example_against_server(example: &str) -> bool {
+    workspace::build_test_server()
+        && cargo(&[
+            "run",
+            "--release",
+            "-p",
+            "apolloconf",
+            "--example",
+            example,
+            "--",
+            &workspace::s(&workspace::test_server()),
+        ])
 }
 
 /// `cargo run --release -p PACKAGE --example EXAMPLE` (an example that prints numbers).

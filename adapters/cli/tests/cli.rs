@@ -9,18 +9,10 @@ use std::time::{Duration, Instant};
 use apolloconf_testserver::TestServer;
 use serde_json::Value;
 
-const APP: &str = "SampleApp";
-const WAIT: Duration = Duration::from_secs(15);
+mod common;
 
-/// The binary with a clean environment: no Java variables, no server.properties.
-fn cmd() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_apolloconf"));
-    c.env_clear().env(
-        "APOLLO_PATH_SERVER_PROPERTIES",
-        "/nonexistent/apolloconf/server.properties",
-    );
-    c
-}
+use common::{APP, cmd, run};
+const WAIT: Duration = Duration::from_secs(15);
 
 fn server() -> TestServer {
     let s = TestServer::start().unwrap();
@@ -35,14 +27,6 @@ fn server() -> TestServer {
     a.publish_content(APP, "default", "datasource.yaml", "pool:\n  size: 5\n")
         .unwrap();
     s
-}
-
-fn run(args: &[&str], url: &str) -> Output {
-    cmd()
-        .args(["--config-service", url, "--app-id", APP, "--no-cache"])
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {

@@ -2,22 +2,14 @@
 //! URLs, absurd timeouts, slow starts. The real binary against the real test server on
 //! loopback.
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use apolloconf_testserver::TestServer;
 
-const APP: &str = "SampleApp";
+mod common;
 
-/// The binary with a clean environment: no Java variables, no server.properties.
-fn cmd() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_apolloconf"));
-    c.env_clear().env(
-        "APOLLO_PATH_SERVER_PROPERTIES",
-        "/nonexistent/apolloconf/server.properties",
-    );
-    c
-}
+use common::{APP, cmd, run};
 
 fn server(pairs: &[(&str, &str)]) -> TestServer {
     let s = TestServer::start().unwrap();
@@ -25,14 +17,6 @@ fn server(pairs: &[(&str, &str)]) -> TestServer {
         .publish(APP, "default", "application", pairs.iter().copied())
         .unwrap();
     s
-}
-
-fn run(args: &[&str], url: &str) -> Output {
-    cmd()
-        .args(["--config-service", url, "--app-id", APP, "--no-cache"])
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {

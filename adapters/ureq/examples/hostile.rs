@@ -88,14 +88,7 @@ fn client_part() {
 
 /// Peak resident memory of this process in KiB (`VmHWM`).
 fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
+    support::status_kib("VmHWM")
 }
 
 fn timing() -> Timing {

@@ -38,14 +38,7 @@ fn epoch_ms() -> u64 {
 
 /// Resident memory of this process in KiB (`VmRSS`).
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
+    support::status_kib("VmRSS")
 }
 
 /// Open file descriptors of this process.

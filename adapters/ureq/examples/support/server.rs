@@ -128,3 +128,16 @@ impl Server {
             .collect())
     }
 }
+
+/// A `/proc/self/status` field in KiB (`VmRSS`, `VmHWM`, …); 0 where there is none.
+#[allow(dead_code)]
+pub fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
