@@ -1,11 +1,11 @@
 //! Events, change sets and interest filters (docs/protocol.md#change-events).
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use thiserror::Error;
 
 use crate::io::{RequestKind, TransportError};
+use crate::values::Values;
 
 /// Where a namespace's current values came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,38 +89,47 @@ pub struct ChangeEvent {
     pub changes: Vec<Change>,
 }
 
-/// The diff from `old` to `new`: added, deleted and modified keys, by key.
-pub fn diff(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<Change> {
+/// The diff from `old` to `new`: added, deleted and modified keys, sorted by key. Both
+/// are walked once, side by side, in key order.
+pub fn diff(old: &Values, new: &Values) -> Vec<Change> {
+    let change = |key: &str, old: Option<&str>, new: Option<&str>, kind| Change {
+        key: String::from(key),
+        old: old.map(String::from),
+        new: new.map(String::from),
+        kind,
+    };
     let mut out = Vec::new();
-    for (k, nv) in new {
-        match old.get(k) {
-            None => out.push(Change {
-                key: k.clone(),
-                old: None,
-                new: Some(nv.clone()),
-                kind: ChangeKind::Added,
-            }),
-            Some(ov) if ov != nv => out.push(Change {
-                key: k.clone(),
-                old: Some(ov.clone()),
-                new: Some(nv.clone()),
-                kind: ChangeKind::Modified,
-            }),
-            Some(_) => {}
+    let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
+    loop {
+        match (o.peek().copied(), n.peek().copied()) {
+            (None, None) => return out,
+            (Some((k, v)), None) => {
+                out.push(change(k, Some(v), None, ChangeKind::Deleted));
+                o.next();
+            }
+            (None, Some((k, v))) => {
+                out.push(change(k, None, Some(v), ChangeKind::Added));
+                n.next();
+            }
+            (Some((ok, ov)), Some((nk, nv))) => match ok.cmp(nk) {
+                core::cmp::Ordering::Less => {
+                    out.push(change(ok, Some(ov), None, ChangeKind::Deleted));
+                    o.next();
+                }
+                core::cmp::Ordering::Greater => {
+                    out.push(change(nk, None, Some(nv), ChangeKind::Added));
+                    n.next();
+                }
+                core::cmp::Ordering::Equal => {
+                    if ov != nv {
+                        out.push(change(nk, Some(ov), Some(nv), ChangeKind::Modified));
+                    }
+                    o.next();
+                    n.next();
+                }
+            },
         }
     }
-    for (k, ov) in old {
-        if !new.contains_key(k) {
-            out.push(Change {
-                key: k.clone(),
-                old: Some(ov.clone()),
-                new: None,
-                kind: ChangeKind::Deleted,
-            });
-        }
-    }
-    out.sort_by(|a, b| a.key.cmp(&b.key));
-    out
 }
 
 /// Which changes a listener cares about: exact keys and key prefixes (none: every key),

@@ -160,6 +160,7 @@ mod protocol;
 pub mod sign;
 mod time;
 pub mod url;
+mod values;
 pub mod view;
 #[cfg(feature = "yaml")]
 pub mod yaml;
@@ -178,3 +179,4 @@ pub use io::{
 };
 pub use namespace::Format;
 pub use time::Instant;
+pub use values::{Iter, Values, ValuesBuilder, ValuesError};

@@ -3,7 +3,7 @@
 //! The reader follows `java.util.Properties.load`, the writers follow `Properties.store`:
 //!
 //! * [`load`] / [`load_latin1`] parse text (or ISO-8859-1 bytes, as the Java client reads its local
-//!   cache file) into a sorted map; later duplicate keys win.
+//!   cache file) into [`Values`] (sorted by key); later duplicate keys win.
 //! * [`store_ascii`] produces the pure-ASCII form written by `store(OutputStream, comment)` (the
 //!   local cache file, docs/protocol.md#cache-file).
 //! * [`store_text`] produces the form written by `store(Writer, null)` without the date line (the
@@ -13,11 +13,12 @@
 //! Java strings are UTF-16; a `\uXXXX` escape that decodes to an unpaired surrogate cannot be kept
 //! in a Rust [`String`] and is replaced by U+FFFD.
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 use thiserror::Error;
+
+use crate::values::{Values, ValuesBuilder};
 
 /// Error reading properties text.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -31,6 +32,9 @@ pub enum PropertiesError {
         /// 1-based line number where the offending logical line starts.
         line: usize,
     },
+    /// The keys and values exceed what one namespace can hold (4 GiB).
+    #[error("the keys and values exceed 4 GiB")]
+    TooLarge,
 }
 
 /// Blank characters as `Properties.load` understands them (space, tab, form feed).
@@ -43,30 +47,36 @@ const fn is_blank(c: char) -> bool {
 /// # Errors
 /// [`PropertiesError::MalformedUnicodeEscape`] when a `\u` escape is not followed by four hex
 /// digits. A lone backslash at the very end of the input is dropped, as the JDK does.
-pub fn load(text: &str) -> Result<BTreeMap<String, String>, PropertiesError> {
-    let mut map = BTreeMap::new();
-    let mut reader = LineReader {
-        chars: text.chars().peekable(),
-        line: 1,
-    };
-    let mut logical: Vec<char> = Vec::new();
-    while let Some(start_line) = reader.next_logical_line(&mut logical) {
-        let (key, value) = split_key_value(&logical);
-        let key = unescape(key, start_line)?;
-        let value = unescape(value, start_line)?;
-        map.insert(key, value);
-    }
-    Ok(map)
+pub fn load(text: &str) -> Result<Values, PropertiesError> {
+    load_chars(text.chars())
 }
 
 /// Decode ISO-8859-1 bytes (each byte is one char U+0000..U+00FF) and [`load`] them: how the Java
-/// client reads its cache file.
+/// client reads its cache file. The bytes are decoded as they are read, not copied first.
 ///
 /// # Errors
 /// Same as [`load`].
-pub fn load_latin1(bytes: &[u8]) -> Result<BTreeMap<String, String>, PropertiesError> {
-    let text: String = bytes.iter().map(|&b| char::from(b)).collect();
-    load(&text)
+pub fn load_latin1(bytes: &[u8]) -> Result<Values, PropertiesError> {
+    load_chars(bytes.iter().map(|&b| char::from(b)))
+}
+
+fn load_chars(chars: impl Iterator<Item = char>) -> Result<Values, PropertiesError> {
+    let mut values = ValuesBuilder::new();
+    let mut reader = LineReader {
+        chars: chars.peekable(),
+        line: 1,
+    };
+    let mut logical: Vec<char> = Vec::new();
+    let (mut key, mut value) = (String::new(), String::new());
+    while let Some(start_line) = reader.next_logical_line(&mut logical) {
+        let (raw_key, raw_value) = split_key_value(&logical);
+        unescape(raw_key, start_line, &mut key)?;
+        unescape(raw_value, start_line, &mut value)?;
+        values
+            .push(&key, &value)
+            .map_err(|_| PropertiesError::TooLarge)?;
+    }
+    Ok(values.finish())
 }
 
 /// Splits input into logical lines the way the JDK's `Properties.LineReader` does.
@@ -209,8 +219,10 @@ fn split_key_value(line: &[char]) -> (&[char], &[char]) {
     (key, value)
 }
 
-/// Decodes `Properties` escapes (`\t \n \r \f`, `\uXXXX`, `\` + other char).
-fn unescape(raw: &[char], line: usize) -> Result<String, PropertiesError> {
+/// Decodes `Properties` escapes (`\t \n \r \f`, `\uXXXX`, `\` + other char) into `out`
+/// (cleared first).
+fn unescape(raw: &[char], line: usize, out: &mut String) -> Result<(), PropertiesError> {
+    out.clear();
     let mut units: Vec<u16> = Vec::with_capacity(raw.len());
     let mut buf = [0u16; 2];
     let mut iter = raw.iter().copied();
@@ -243,9 +255,8 @@ fn unescape(raw: &[char], line: usize) -> Result<String, PropertiesError> {
         };
         units.extend_from_slice(decoded.encode_utf16(&mut buf));
     }
-    Ok(char::decode_utf16(units)
-        .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
-        .collect())
+    out.extend(char::decode_utf16(units).map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)));
+    Ok(())
 }
 
 /// Appends `\uXXXX` (upper-case hex) for one UTF-16 unit.
@@ -393,20 +404,16 @@ pub fn java_date_utc(unix_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::string::ToString;
     use alloc::vec;
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn map(pairs: &[(&str, &str)]) -> Values {
+        Values::try_from_pairs(pairs.iter().copied()).unwrap()
     }
 
     #[test]
     fn empty_and_blank_input() {
-        assert_eq!(load(""), Ok(BTreeMap::new()));
-        assert_eq!(load("\n\r\n  \t\x0c\n\r"), Ok(BTreeMap::new()));
+        assert_eq!(load(""), Ok(Values::new()));
+        assert_eq!(load("\n\r\n  \t\x0c\n\r"), Ok(Values::new()));
     }
 
     #[test]
@@ -515,7 +522,7 @@ mod tests {
     fn jdk_line_reader_corner_cases() {
         // A line left empty by a continuation is dropped; a comment may follow it.
         assert_eq!(load("\\\n# c\nk=v\n").unwrap(), map(&[("k", "v")]));
-        assert_eq!(load("\\\r\n").unwrap(), BTreeMap::new());
+        assert_eq!(load("\\\r\n").unwrap(), Values::new());
         // ...but a continuation whose terminator ends the input yields an empty entry.
         assert_eq!(load("\\\n").unwrap(), map(&[("", "")]));
         assert_eq!(load("a\\\n").unwrap(), map(&[("a", "")]));
@@ -586,7 +593,7 @@ mod tests {
             Err(PropertiesError::MalformedUnicodeEscape { line: 3 })
         );
         // A malformed escape inside a comment is ignored.
-        assert_eq!(load("# \\uZZZZ\n"), Ok(BTreeMap::new()));
+        assert_eq!(load("# \\uZZZZ\n"), Ok(Values::new()));
     }
 
     #[test]
@@ -762,11 +769,7 @@ mod tests {
             }
             // Whatever loads must survive a store/load round trip.
             if let Ok(parsed) = load_latin1(&bytes) {
-                let out = store_ascii(
-                    parsed.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                    Some("c"),
-                    "d",
-                );
+                let out = store_ascii(parsed.iter(), Some("c"), "d");
                 assert_eq!(load_latin1(out.as_bytes()).unwrap(), parsed, "{bytes:?}");
             }
         }

@@ -5,8 +5,12 @@
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use serde::Serialize;
+use core::fmt;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+
+use crate::values::{Values, ValuesBuilder, ValuesError};
 
 /// A `/configs` 200 body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +22,7 @@ pub(crate) struct ConfigBody {
 /// Full configurations or incremental changes (docs/protocol.md#incremental-sync).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ConfigPayload {
-    Full(BTreeMap<String, String>),
+    Full(Values),
     Incremental(Vec<IncrementalChange>),
 }
 
@@ -39,47 +43,43 @@ fn scalar_string(v: &Value) -> Option<String> {
     }
 }
 
+/// Parse a `/configs` 200 body. The configurations go straight from the body's text
+/// into a [`Values`] as they are read, so a release of a million keys costs its compact
+/// form, not a parsed document besides it (docs/protocol.md#held-values).
 pub(crate) fn parse_config(body: &[u8]) -> Result<ConfigBody, String> {
-    let mut v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let obj = v.as_object_mut().ok_or("body is not a JSON object")?;
-    let release_key = obj
-        .get("releaseKey")
+    // The whole body must be UTF-8, the fields skipped too (a parse into a document
+    // checks every string; skipping does not).
+    let text = core::str::from_utf8(body).map_err(|e| alloc::format!("body is not UTF-8: {e}"))?;
+    let raw: RawConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let release_key = raw
+        .release_key
+        .as_ref()
         .and_then(scalar_string)
         .ok_or("missing releaseKey")?;
     let sync = String::from(
-        obj.get("configSyncType")
+        raw.sync_type
+            .as_ref()
             .and_then(Value::as_str)
             .map(str::trim)
             .unwrap_or(""),
     );
     if sync.is_empty() || sync.eq_ignore_ascii_case("FullSync") {
-        let Some(Value::Object(confs)) = obj.remove("configurations") else {
-            return Err("full sync without configurations".into());
+        return match raw.configurations {
+            Some(Confs::Object(values)) => Ok(ConfigBody {
+                release_key,
+                payload: ConfigPayload::Full(values),
+            }),
+            Some(Confs::BadValue) => Err("configuration value is not a string".into()),
+            Some(Confs::TooLarge) => Err(ValuesError::TooLarge.to_string()),
+            Some(Confs::NotObject) | None => Err("full sync without configurations".into()),
         };
-        // Moved out of the parsed document, not copied: a large release is held once.
-        let mut map = BTreeMap::new();
-        for (k, v) in confs {
-            match v {
-                Value::Null => {}
-                Value::String(s) => {
-                    map.insert(k, s);
-                }
-                other => {
-                    let s = scalar_string(&other).ok_or("configuration value is not a string")?;
-                    map.insert(k, s);
-                }
-            }
-        }
-        return Ok(ConfigBody {
-            release_key,
-            payload: ConfigPayload::Full(map),
-        });
     }
     if !sync.eq_ignore_ascii_case("IncrementalSync") {
         return Err(alloc::format!("invalid config sync type {sync:?}"));
     }
-    let list = obj
-        .get("configurationChanges")
+    let list = raw
+        .changes
+        .as_ref()
         .and_then(Value::as_array)
         .ok_or("incremental sync without configurationChanges")?;
     let mut changes = Vec::with_capacity(list.len());
@@ -114,6 +114,227 @@ pub(crate) fn parse_config(body: &[u8]) -> Result<ConfigBody, String> {
         release_key,
         payload: ConfigPayload::Incremental(changes),
     })
+}
+
+/// The fields of a `/configs` body the client reads; every other field is skipped
+/// without being kept. A field given twice keeps its last value, as in a parsed map.
+#[derive(Default)]
+struct RawConfig {
+    release_key: Option<Value>,
+    sync_type: Option<Value>,
+    configurations: Option<Confs>,
+    changes: Option<Value>,
+}
+
+/// What the `configurations` field held.
+enum Confs {
+    /// An object of scalar values (a `null` value drops its key).
+    Object(Values),
+    /// Not an object (fine for an incremental answer, which does not read it).
+    NotObject,
+    /// An object with an array or object as a value.
+    BadValue,
+    /// More text than a [`Values`] can hold.
+    TooLarge,
+}
+
+impl<'de> Deserialize<'de> for RawConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = RawConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<RawConfig, A::Error> {
+                let mut raw = RawConfig::default();
+                while let Some(field) = m.next_key::<String>()? {
+                    match field.as_str() {
+                        "releaseKey" => raw.release_key = Some(m.next_value()?),
+                        "configSyncType" => raw.sync_type = Some(m.next_value()?),
+                        "configurationChanges" => raw.changes = Some(m.next_value()?),
+                        "configurations" => {
+                            // The previous one (if the field came twice) is dropped first.
+                            raw.configurations = None;
+                            raw.configurations = Some(m.next_value_seed(ConfsSeed)?);
+                        }
+                        _ => {
+                            m.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(raw)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
+/// Reads `configurations` into a [`ValuesBuilder`], one pair at a time.
+struct ConfsSeed;
+
+impl<'de> DeserializeSeed<'de> for ConfsSeed {
+    type Value = Confs;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Confs, D::Error> {
+        d.deserialize_any(ConfsVisitor)
+    }
+}
+
+struct ConfsVisitor;
+
+impl<'de> Visitor<'de> for ConfsVisitor {
+    type Value = Confs;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the configurations")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Confs, A::Error> {
+        let mut b = ValuesBuilder::new();
+        let mut failed = None;
+        loop {
+            let start = b.mark();
+            let key = if failed.is_none() {
+                m.next_key_seed(TextSeed(&mut b))?
+            } else {
+                // Past a failure nothing is kept; the rest is only checked to be JSON.
+                m.next_key::<IgnoredAny>()?.map(|_| Ok(()))
+            };
+            let Some(key) = key else { break };
+            let scalar = if failed.is_none() && key.is_ok() {
+                m.next_value_seed(ScalarSeed(&mut b))?
+            } else {
+                m.next_value::<IgnoredAny>()?;
+                Scalar::TooLarge
+            };
+            match scalar {
+                Scalar::Text => b.commit(start),
+                // As a parsed map would: the key's earlier value is replaced, then skipped.
+                Scalar::Null => match b.append_removal() {
+                    Ok(()) => b.commit(start),
+                    Err(_) => {
+                        failed.get_or_insert(Confs::TooLarge);
+                        b = ValuesBuilder::new();
+                    }
+                },
+                Scalar::Bad => {
+                    failed = Some(Confs::BadValue);
+                    b = ValuesBuilder::new();
+                }
+                Scalar::TooLarge => {
+                    failed.get_or_insert(Confs::TooLarge);
+                    b = ValuesBuilder::new();
+                }
+            }
+        }
+        Ok(failed.unwrap_or_else(|| Confs::Object(b.finish())))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Confs, A::Error> {
+        while s.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Confs::NotObject)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Confs, E> {
+        Ok(Confs::NotObject)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Confs, E> {
+        Ok(Confs::NotObject)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Confs, E> {
+        Ok(Confs::NotObject)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Confs, E> {
+        Ok(Confs::NotObject)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Confs, E> {
+        Ok(Confs::NotObject)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Confs, E> {
+        Ok(Confs::NotObject)
+    }
+}
+
+/// Appends a map key's text to the builder.
+struct TextSeed<'a>(&'a mut ValuesBuilder);
+
+impl<'de> DeserializeSeed<'de> for TextSeed<'_> {
+    type Value = Result<(), ValuesError>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TextSeed<'_> {
+    type Value = Result<(), ValuesError>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(self.0.append_key(s))
+    }
+}
+
+/// What one configuration value was.
+enum Scalar {
+    /// Its text was appended.
+    Text,
+    Null,
+    /// An array or an object.
+    Bad,
+    TooLarge,
+}
+
+/// Appends a configuration value's text (numbers and booleans as Gson writes them into
+/// a `String`) to the builder.
+struct ScalarSeed<'a>(&'a mut ValuesBuilder);
+
+impl ScalarSeed<'_> {
+    fn text(self, s: &str) -> Scalar {
+        match self.0.append_value(s) {
+            Ok(()) => Scalar::Text,
+            Err(_) => Scalar::TooLarge,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ScalarSeed<'_> {
+    type Value = Scalar;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Scalar, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ScalarSeed<'_> {
+    type Value = Scalar;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a configuration value")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Scalar, E> {
+        Ok(self.text(s))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+        Ok(self.text(if v { "true" } else { "false" }))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+        Ok(self.text(&serde_json::Number::from(v).to_string()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+        Ok(self.text(&serde_json::Number::from(v).to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+        Ok(match serde_json::Number::from_f64(v) {
+            Some(n) => self.text(&n.to_string()),
+            None => Scalar::Bad,
+        })
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Scalar, A::Error> {
+        while s.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Bad)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Scalar, A::Error> {
+        while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Bad)
+    }
 }
 
 /// One entry of a `/notifications/v2` 200 body.
@@ -275,8 +496,8 @@ mod tests {
         let ConfigPayload::Full(m) = c.payload else {
             panic!()
         };
-        assert_eq!(m.get("k").map(String::as_str), Some("v="));
-        assert_eq!(m.get("n").map(String::as_str), Some("1"));
+        assert_eq!(m.get("k"), Some("v="));
+        assert_eq!(m.get("n"), Some("1"));
     }
 
     #[test]
@@ -299,6 +520,62 @@ mod tests {
         assert!(parse_config(br#"{"releaseKey":"k"}"#).is_err());
         assert!(parse_notifications(b"{").is_err());
         assert!(parse_services(b"null").is_err());
+        // Invalid UTF-8 anywhere, in a field the client skips too.
+        assert!(
+            parse_config(b"{\"x\":\"\xff\",\"releaseKey\":\"k\",\"configurations\":{}}").is_err()
+        );
+    }
+
+    fn full(body: &str) -> Result<Values, String> {
+        match parse_config(body.as_bytes())?.payload {
+            ConfigPayload::Full(v) => Ok(v),
+            ConfigPayload::Incremental(_) => Err("incremental".into()),
+        }
+    }
+
+    #[test]
+    fn configurations_read_as_a_parsed_map_would() {
+        let v = full(
+            r#"{"configurations":{"b":"1","a":2,"c":true,"d":1.5,"e":-3,"b":"again","n":"x","n":null,"u":"\u0041\n"},"releaseKey":"k"}"#,
+        )
+        .unwrap();
+        let got: alloc::vec::Vec<(&str, &str)> = v.iter().collect();
+        assert_eq!(
+            got,
+            [
+                ("a", "2"),
+                ("b", "again"),
+                ("c", "true"),
+                ("d", "1.5"),
+                ("e", "-3"),
+                ("u", "A\n")
+            ]
+        );
+        // The field given twice: the last one counts.
+        let v = full(r#"{"configurations":{"a":"1"},"releaseKey":"k","configurations":{"b":"2"}}"#)
+            .unwrap();
+        assert_eq!(v.iter().collect::<alloc::vec::Vec<_>>(), [("b", "2")]);
+        assert_eq!(
+            full(r#"{"configurations":{"a":{"x":1}},"releaseKey":"k"}"#),
+            Err("configuration value is not a string".into())
+        );
+        assert_eq!(
+            full(r#"{"configurations":{"a":[1]},"releaseKey":"k"}"#),
+            Err("configuration value is not a string".into())
+        );
+        assert_eq!(
+            full(r#"{"configurations":[],"releaseKey":"k"}"#),
+            Err("full sync without configurations".into())
+        );
+        // An incremental answer does not read `configurations`, whatever it holds.
+        let inc = parse_config(
+            br#"{"configurations":{"a":[1]},"releaseKey":"k","configSyncType":"IncrementalSync","configurationChanges":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            inc.payload,
+            ConfigPayload::Incremental(alloc::vec::Vec::new())
+        );
     }
 
     #[test]

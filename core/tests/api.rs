@@ -38,6 +38,45 @@ fn merged_lookup_takes_the_first_namespace_that_holds_the_key() {
         keys,
         [("only1", "1"), ("only2", "2"), ("shared", "from first")]
     );
+    assert_eq!(
+        view::merged_iter(h.client.namespaces()).collect::<Vec<_>>(),
+        keys
+    );
+}
+
+#[test]
+fn merged_pairs_walk_the_namespaces_side_by_side() {
+    let mut sim = Sim::new("app", 1);
+    sim.publish(0, "a", &[("b", "a"), ("d", "a"), ("f", "a")]);
+    sim.publish(0, "b", &[("a", "b"), ("b", "b"), ("c", "b"), ("z", "b")]);
+    sim.publish(
+        0,
+        "c",
+        &[("", "c"), ("a", "c"), ("d", "c"), ("e", "c"), ("z", "c")],
+    );
+    let cfg = Harness::config_direct(&sim)
+        .namespaces(["a", "b", "c", "empty"])
+        .build();
+    let mut h = Harness::new(cfg, sim);
+    h.run_for(1_000);
+    let pairs: Vec<_> = view::merged_iter(h.client.namespaces()).collect();
+    assert_eq!(
+        pairs,
+        [
+            ("", "c"),
+            ("a", "b"),
+            ("b", "a"),
+            ("c", "b"),
+            ("d", "a"),
+            ("e", "c"),
+            ("f", "a"),
+            ("z", "b")
+        ]
+    );
+    for (k, v) in &pairs {
+        assert_eq!(view::lookup(h.client.namespaces(), k), Some(*v));
+    }
+    assert_eq!(view::merged_iter(std::iter::empty()).next(), None);
 }
 
 fn change(key: &str) -> Change {

@@ -212,7 +212,7 @@ fn run_seed(seed: u64, totals: &mut Totals) {
             let expected = seen.view.get(*n);
             verify!(
                 totals,
-                expected == Some(ns.properties()),
+                expected.is_some_and(|e| ns.properties() == e),
                 "seed {seed}: {n} properties {:?}, expected {expected:?}",
                 ns.properties()
             );
@@ -431,7 +431,7 @@ fn check(seed: u64, h: &Harness, names: &[&str], seen: &mut Seen, totals: &mut T
                 let expected = seen.view.get(*n);
                 verify!(
                     totals,
-                    expected == Some(ns.properties()),
+                    expected.is_some_and(|e| ns.properties() == e),
                     "seed {seed}: at {} ms {n} properties {:?}, expected {expected:?}",
                     h.now,
                     ns.properties()

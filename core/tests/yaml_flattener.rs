@@ -29,7 +29,7 @@ fn start(flattener: Option<apolloconf_core::YamlFlattener>, content: &str) -> Ha
 fn view(h: &Harness) -> BTreeMap<String, String> {
     h.client
         .namespace("app.yaml")
-        .map(|ns| ns.properties().clone())
+        .map(|ns| ns.properties().to_map())
         .unwrap_or_default()
 }
 

@@ -9,11 +9,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
     if let Ok(map) = properties::load_latin1(bytes) {
-        let stored = properties::store_ascii(
-            map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            None,
-            "Thu Jan 01 00:00:00 UTC 2026",
-        );
+        let stored = properties::store_ascii(map.iter(), None, "Thu Jan 01 00:00:00 UTC 2026");
         match properties::load_latin1(stored.as_bytes()) {
             Ok(again) => assert_eq!(again, map, "store then load changed the values"),
             Err(e) => panic!("what the codec stored does not load: {e}"),

@@ -158,8 +158,14 @@ impl Driver {
         }
         for ns in self.client.namespaces() {
             for (k, v) in ns.properties() {
-                assert_eq!(ns.get(k), Some(v.as_str()));
+                assert_eq!(ns.get(k), Some(v));
             }
+            let keys: Vec<&str> = ns.properties().keys().collect();
+            assert!(
+                keys.windows(2).all(|w| w[0] < w[1]),
+                "{}: keys not strictly in order",
+                ns.name()
+            );
             if let Some(changes) = announced.get(ns.name()) {
                 for (k, new) in changes {
                     assert_eq!(

@@ -300,7 +300,7 @@ pub fn drain<'e>(
             ns_list.push('{');
             for (k, v) in ns.properties() {
                 text_field(&mut ns_list, k, v);
-                changed.push(k.as_str());
+                changed.push(k);
             }
             ns_list.push('}');
         }

@@ -122,12 +122,12 @@ fn bench() -> ExitCode {
         || release_example("apolloconf", "measure"),
     );
     r.step(
-        "native client: hostile answers (time and peak memory of each)",
-        || example_against_server("hostile"),
+        "native client and CLI: hostile answers (time and peak memory of each)",
+        || example_against_server("hostile", true),
     );
     r.step(
         "native client: soak (10 min, a publish every 100 ms) and outage (2 min of 503)",
-        || example_against_server("soak"),
+        || example_against_server("soak", false),
     );
     wasm::bench(&mut r);
     python::bench(&mut r);
@@ -135,19 +135,29 @@ fn bench() -> ExitCode {
 }
 
 /// A release example of the native client given the test server binary to start (its
-/// measurements keep the server's memory out of the client's process).
-fn example_against_server(example: &str) -> bool {
-    workspace::build_test_server()
-        && cargo(&[
-            "run",
-            "--release",
-            "-p",
-            "apolloconf",
-            "--example",
-            example,
-            "--",
-            &workspace::s(&workspace::test_server()),
-        ])
+/// measurements keep the server's memory out of the client's process). Both are release
+/// builds: a debug server would take seconds to write a release of a million keys.
+/// `with_cli`: the release `apolloconf` command is built and passed too.
+fn example_against_server(example: &str, with_cli: bool) -> bool {
+    let release = workspace::target_dir().join("release");
+    let server = workspace::s(&release.join("apolloconf-testserver"));
+    let cli = workspace::s(&release.join("apolloconf"));
+    let mut args = vec![
+        "run",
+        "--release",
+        "-p",
+        "apolloconf",
+        "--example",
+        example,
+        "--",
+        &server,
+    ];
+    if with_cli {
+        args.push(&cli);
+    }
+    cargo(&["build", "--release", "-p", "apolloconf-testserver"])
+        && (!with_cli || cargo(&["build", "--release", "-p", "apolloconf-cli"]))
+        && cargo(&args)
 }
 
 /// `cargo run --release -p PACKAGE --example EXAMPLE` (an example that prints numbers).

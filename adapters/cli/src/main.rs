@@ -432,23 +432,11 @@ fn get(c: &Common, keys: &[String]) -> Result<(), Fail> {
     let snap = client.snapshot();
     let mut out = Out::stdout();
     if keys.is_empty() {
-        let pairs: Vec<(String, Option<String>)> = snap
-            .merged()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), Some(v.to_string())))
-            .collect();
-        out.pairs(c.format, &pairs);
+        out.pairs(c.format, snap.merged_iter().map(|(k, v)| (k, Some(v))));
     } else {
-        let pairs: Vec<(String, Option<String>)> = keys
-            .iter()
-            .map(|k| (k.clone(), snap.get(k).map(str::to_string)))
-            .collect();
-        out.pairs(c.format, &pairs);
-        let missing: Vec<&str> = pairs
-            .iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| k.as_str())
-            .collect();
+        let pairs = keys.iter().map(|k| (k.as_str(), snap.get(k)));
+        out.pairs(c.format, pairs.clone());
+        let missing: Vec<&str> = pairs.filter(|(_, v)| v.is_none()).map(|(k, _)| k).collect();
         if !missing.is_empty() {
             out.flush();
             let names: Vec<&str> = snap.namespaces().map(|n| n.name()).collect();
@@ -482,15 +470,29 @@ fn export(c: &Common, output: Option<&Path>) -> Result<(), Fail> {
         .next()
         .ok_or_else(|| Fail::usage("no namespace is watched"))?;
     let terminal = output.is_none() && std::io::stdout().is_terminal();
-    let text = output::export_text(ns, c.format, terminal);
+    // Written as it is produced, through a buffer: a namespace of a million keys is
+    // not formatted into memory first.
     match output {
         None => {
             let mut out = Out::stdout();
-            out.raw(&text);
+            let mut w = std::io::BufWriter::with_capacity(64 * 1024, &mut out);
+            // Out remembers a closed pipe itself; nothing else can fail.
+            let _ = output::write_export(ns, c.format, terminal, &mut w);
+            let _ = w.flush();
+            drop(w);
             out.flush();
         }
-        Some(path) => std::fs::write(path, text)
-            .map_err(|e| Fail::usage(format!("cannot write {}: {e}", path.display())))?,
+        Some(path) => {
+            let cannot =
+                |e: std::io::Error| Fail::usage(format!("cannot write {}: {e}", path.display()));
+            let file = std::fs::File::create(path).map_err(cannot)?;
+            let mut w = std::io::BufWriter::with_capacity(64 * 1024, file);
+            output::write_export(ns, c.format, terminal, &mut w).map_err(cannot)?;
+            w.into_inner()
+                .map_err(|e| cannot(e.into_error()))?
+                .sync_all()
+                .map_err(cannot)?;
+        }
     }
     client.close();
     Ok(())

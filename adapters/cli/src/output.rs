@@ -2,14 +2,13 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::time::SystemTime;
 
-use std::collections::BTreeMap;
-
 use apolloconf::{ChangeEvent, Client, Event, Namespace, Source, Status};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::Format;
 
@@ -44,6 +43,12 @@ impl Out {
         }
     }
 
+    pub fn bytes(&mut self, b: &[u8]) {
+        if !self.broken && self.w.write_all(b).is_err() {
+            self.broken = true;
+        }
+    }
+
     pub fn is_broken(&self) -> bool {
         self.broken
     }
@@ -69,49 +74,147 @@ impl Out {
         self.broken
     }
 
-    /// Print key/value pairs (`None`: missing key) in a format.
-    pub fn pairs(&mut self, format: Format, pairs: &[(String, Option<String>)]) {
+    /// Print key/value pairs (`None`: missing key) in a format. The pairs are walked
+    /// (twice for the table, to size its column), not collected: a merged view of a
+    /// million keys prints without a copy of it.
+    pub fn pairs<'a, I>(&mut self, format: Format, pairs: I)
+    where
+        I: Iterator<Item = (&'a str, Option<&'a str>)> + Clone,
+    {
+        let mut block = Block::new(self);
         match format {
             Format::Table => {
-                let keys: Vec<Cow<'_, str>> = pairs.iter().map(|(k, _)| printable(k)).collect();
-                let width = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
-                for (k, (_, v)) in keys.iter().zip(pairs) {
+                let width = pairs
+                    .clone()
+                    .map(|(k, _)| printable(k).chars().count())
+                    .max()
+                    .unwrap_or(0);
+                for (k, v) in pairs {
+                    let k = printable(k);
                     match v {
-                        Some(v) => self.line(&format!("{k:<width$}  {}", printable(v))),
-                        None => self.line(&format!("{k:<width$}  (not found)")),
+                        Some(v) => block.line(format_args!("{k:<width$}  {}", printable(v))),
+                        None => block.line(format_args!("{k:<width$}  (not found)")),
                     }
                 }
             }
             Format::Json => {
-                let map: Map<String, Value> = pairs
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone().map_or(Value::Null, Value::String)))
-                    .collect();
-                self.line(&escape_unsafe(Value::Object(map).to_string()));
+                let map = PairsJson(pairs);
+                block.text(&escape_unsafe(
+                    serde_json::to_string(&map).unwrap_or_default(),
+                ));
+                block.text("\n");
             }
             Format::Properties => {
-                let present: Vec<(&str, &str)> = pairs
-                    .iter()
-                    .filter_map(|(k, v)| v.as_deref().map(|v| (k.as_str(), v)))
-                    .collect();
-                self.raw(&escape_unsafe(apolloconf_core::properties::store_text(
+                let present = pairs.filter_map(|(k, v)| v.map(|v| (k, v)));
+                block.text(&escape_unsafe(apolloconf_core::properties::store_text(
                     present,
                 )));
             }
             Format::Env => {
                 for (k, v) in pairs {
                     if let Some(v) = v {
-                        self.line(&env_line(k, v));
+                        block.line(format_args!("{}", env_line(k, v)));
                     }
                 }
             }
             Format::Yaml => {
                 for (k, v) in pairs {
-                    let v = v.as_ref().map_or(Value::Null, |s| Value::String(s.clone()));
-                    self.line(&escape_unsafe(format!("{}: {v}", Value::String(k.clone()))));
+                    let v = v.map_or(Value::Null, Value::from);
+                    block.line(format_args!(
+                        "{}",
+                        escape_unsafe(format!("{}: {v}", Value::from(k)))
+                    ));
                 }
             }
         }
+        block.finish();
+    }
+}
+
+/// Pairs as a JSON object (a missing key as `null`) sorted by key, each key once (the
+/// last pair of a key given twice wins). Pairs already in order (a merged view) are
+/// written as they come; others are sorted first.
+struct PairsJson<I>(I);
+
+impl<'a, I> Serialize for PairsJson<I>
+where
+    I: Iterator<Item = (&'a str, Option<&'a str>)> + Clone,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut keys = self.0.clone().map(|(k, _)| k);
+        let mut previous = keys.next();
+        let in_order = keys.all(|k| {
+            let ordered = previous.is_some_and(|p| p < k);
+            previous = Some(k);
+            ordered
+        });
+        if in_order {
+            s.collect_map(self.0.clone())
+        } else {
+            s.collect_map(self.0.clone().collect::<std::collections::BTreeMap<_, _>>())
+        }
+    }
+}
+
+/// Lines written to [`Out`] a block at a time: neither one system call per line (stdout
+/// is line-buffered) nor the whole text in memory.
+struct Block<'o> {
+    out: &'o mut Out,
+    buf: String,
+}
+
+/// How much text a [`Block`] holds before writing it.
+const BLOCK: usize = 64 * 1024;
+
+impl<'o> Block<'o> {
+    fn new(out: &'o mut Out) -> Block<'o> {
+        Block {
+            out,
+            buf: String::with_capacity(BLOCK),
+        }
+    }
+
+    fn text(&mut self, s: &str) {
+        if s.len() < BLOCK {
+            self.buf.push_str(s);
+            self.spill();
+        } else {
+            // Large text goes out as it is, not through a copy.
+            self.out.raw(&self.buf);
+            self.buf.clear();
+            self.out.raw(s);
+        }
+    }
+
+    fn line(&mut self, args: std::fmt::Arguments<'_>) {
+        let _ = self.buf.write_fmt(args);
+        self.buf.push('\n');
+        self.spill();
+    }
+
+    fn spill(&mut self) {
+        if self.buf.len() >= BLOCK {
+            self.out.raw(&self.buf);
+            self.buf.clear();
+        }
+    }
+
+    fn finish(self) {
+        self.out.raw(&self.buf);
+    }
+}
+
+/// Stdout as a writer for text written in pieces (wrap it in a `BufWriter`: stdout
+/// itself writes each line at once). A closed pipe is remembered, not returned.
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Out::flush(self);
+        Ok(())
     }
 }
 
@@ -231,57 +334,137 @@ pub fn content_for_terminal(text: &str) -> String {
     out
 }
 
-/// A namespace as text in a format: YAML and JSON namespaces keep their own text in their
-/// own format (as it is, unless it goes to a `terminal`: then its control characters are
-/// escaped); otherwise the properties view is written, with control characters escaped
-/// as the format allows.
-pub fn export_text(ns: &Namespace, format: Format, terminal: bool) -> String {
-    let content = ns.content();
+/// Writes a namespace in a format to `w`: YAML and JSON namespaces keep their own text in
+/// their own format (as it is, unless it goes to a `terminal`: then its control
+/// characters are escaped); otherwise the properties view is written pair by pair (never
+/// the whole text in memory), with control characters escaped as the format allows.
+///
+/// # Errors
+/// What writing to `w` fails with.
+pub fn write_export(
+    ns: &Namespace,
+    format: Format,
+    terminal: bool,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let fmt = ns.format();
-    let own = |text: Option<&str>| {
-        let text = text.unwrap_or_default();
+    let own = |w: &mut dyn std::io::Write| {
+        let text = ns.content().unwrap_or_default();
         if terminal {
-            content_for_terminal(text)
+            w.write_all(content_for_terminal(text).as_bytes())
         } else {
-            text.to_string()
+            w.write_all(text.as_bytes())
         }
     };
     match format {
-        Format::Yaml if fmt.is_yaml() => own(content),
-        Format::Json if fmt == apolloconf::Format::Json => own(content),
+        Format::Yaml if fmt.is_yaml() => own(w),
+        Format::Json if fmt == apolloconf::Format::Json => own(w),
         Format::Json => {
-            let map: Map<String, Value> = ns
-                .properties()
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect();
-            let mut s = serde_json::to_string_pretty(&Value::Object(map)).unwrap_or_default();
-            s.push('\n');
-            escape_unsafe(s)
+            // The properties view serialises as a JSON object in key order.
+            let mut escaped = EscapeUnsafe::new(&mut *w);
+            serde_json::to_writer_pretty(&mut escaped, ns.properties())?;
+            escaped.finish()?;
+            w.write_all(b"\n")
         }
         Format::Yaml => {
-            let mut s = String::new();
             for (k, v) in ns.properties() {
-                s.push_str(&format!(
-                    "{}: {}\n",
-                    Value::String(k.clone()),
-                    Value::String(v.clone())
-                ));
+                // JSON strings are YAML double-quoted scalars.
+                let line = format!("{}: {}\n", Value::from(k), Value::from(v));
+                w.write_all(escape_unsafe(line).as_bytes())?;
             }
-            escape_unsafe(s)
+            Ok(())
         }
-        Format::Env => ns
-            .properties()
-            .iter()
-            .map(|(k, v)| env_line(k, v) + "\n")
-            .collect(),
+        Format::Env => {
+            for (k, v) in ns.properties() {
+                w.write_all(env_line(k, v).as_bytes())?;
+                w.write_all(b"\n")?;
+            }
+            Ok(())
+        }
         Format::Properties | Format::Table => {
-            escape_unsafe(apolloconf_core::properties::store_text(
-                ns.properties()
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            ))
+            for pair in ns.properties() {
+                let line = apolloconf_core::properties::store_text([pair]);
+                w.write_all(escape_unsafe(line).as_bytes())?;
+            }
+            Ok(())
         }
+    }
+}
+
+/// A writer that passes UTF-8 text on with its unsafe characters written as `\uXXXX`,
+/// as [`escape_unsafe`] does (a character split across two writes is joined first).
+struct EscapeUnsafe<W: std::io::Write> {
+    inner: W,
+    /// The start of a character whose other bytes have not come yet.
+    pending: Vec<u8>,
+}
+
+impl<W: std::io::Write> EscapeUnsafe<W> {
+    fn new(inner: W) -> EscapeUnsafe<W> {
+        EscapeUnsafe {
+            inner,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Writes what is pending (a character left incomplete as U+FFFD).
+    fn finish(mut self) -> std::io::Result<()> {
+        if !self.pending.is_empty() {
+            let rest = String::from_utf8_lossy(&self.pending).into_owned();
+            self.text(&rest)?;
+        }
+        self.inner.flush()
+    }
+
+    fn text(&mut self, s: &str) -> std::io::Result<()> {
+        let mut run = 0;
+        for (i, c) in s.char_indices() {
+            if c != '\n' && is_unsafe(c) {
+                self.inner
+                    .write_all(s.get(run..i).unwrap_or_default().as_bytes())?;
+                write!(self.inner, "\\u{:04X}", u32::from(c))?;
+                run = i + c.len_utf8();
+            }
+        }
+        self.inner
+            .write_all(s.get(run..).unwrap_or_default().as_bytes())
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for EscapeUnsafe<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut bytes = std::mem::take(&mut self.pending);
+        bytes.extend_from_slice(buf);
+        let mut rest: &[u8] = &bytes;
+        while !rest.is_empty() {
+            match std::str::from_utf8(rest) {
+                Ok(s) => {
+                    self.text(s)?;
+                    rest = &[];
+                }
+                Err(e) => {
+                    let (valid, after) = rest.split_at(e.valid_up_to());
+                    self.text(std::str::from_utf8(valid).unwrap_or_default())?;
+                    match e.error_len() {
+                        // Not UTF-8 (never from serde_json): as U+FFFD.
+                        Some(n) => {
+                            self.text("\u{fffd}")?;
+                            rest = after.get(n..).unwrap_or_default();
+                        }
+                        // The start of a character: wait for the rest.
+                        None => {
+                            self.pending = after.to_vec();
+                            rest = &[];
+                        }
+                    }
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -294,7 +477,7 @@ enum JsonLine<'a> {
         namespace: &'a str,
         release_key: Option<&'a str>,
         source: &'static str,
-        configurations: &'a BTreeMap<String, String>,
+        configurations: &'a apolloconf::Values,
     },
     Error {
         message: &'a str,
@@ -436,28 +619,29 @@ impl Watch {
         self.emit(&header);
         match self.format {
             Format::Table => {
-                let rows: Vec<(Cow<'_, str>, Cow<'_, str>)> = ns
+                let width = ns
                     .properties()
-                    .iter()
-                    .map(|(k, v)| (printable(k), printable(v)))
-                    .collect();
-                let width = rows
-                    .iter()
-                    .map(|(k, _)| k.chars().count())
+                    .keys()
+                    .map(|k| printable(k).chars().count())
                     .max()
                     .unwrap_or(0);
-                let lines: Vec<String> = rows
-                    .iter()
-                    .map(|(k, v)| format!("  {k:<width$}  {v}"))
-                    .collect();
-                for l in lines {
-                    self.emit(&l);
+                // Written in blocks of lines: a namespace of a million keys is neither
+                // formatted into memory at once nor written one system call per line.
+                self.clear_status();
+                let mut block = Block::new(&mut self.out);
+                for (k, v) in ns.properties() {
+                    block.line(format_args!("  {:<width$}  {}", printable(k), printable(v)));
                 }
+                block.finish();
+                self.out.flush();
             }
             f => {
-                let text = export_text(ns, f, self.tty);
                 self.clear_status();
-                self.out.raw(&text);
+                let mut w = std::io::BufWriter::with_capacity(BLOCK, &mut self.out);
+                // Out remembers a closed pipe itself; nothing else can fail.
+                let _ = write_export(ns, f, self.tty, &mut w);
+                let _ = w.flush();
+                drop(w);
                 self.out.flush();
             }
         }

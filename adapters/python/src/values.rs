@@ -20,11 +20,8 @@ fn opt(v: Option<&str>) -> String {
     v.map_or_else(|| String::from("None"), |s| format!("{s:?}"))
 }
 
-fn pair_list<'py>(
-    py: Python<'py>,
-    map: &std::collections::BTreeMap<String, String>,
-) -> PyResult<Bound<'py, PyList>> {
-    PyList::new(py, map.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+fn pair_list<'py>(py: Python<'py>, values: &apolloconf::Values) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, values.iter())
 }
 
 #[pymethods]

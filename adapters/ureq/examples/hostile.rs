@@ -1,10 +1,13 @@
-//! What hostile server answers cost the native client, a step of `cargo xtask bench`:
-//! `cargo run --release -p apolloconf --example hostile -- SERVER_BINARY`.
+//! What hostile server answers cost the native client and the `apolloconf` command, a
+//! step of `cargo xtask bench`:
+//! `cargo run --release -p apolloconf --example hostile -- SERVER_BINARY [CLI_BINARY]`.
 //!
 //! Each row runs in a child process of its own (this program started again with the
 //! row's name) against a test server process of its own, so the time and the peak memory
-//! printed (`VmHWM`) are the client's alone. The behaviour is pinned by
-//! `tests/hostile_answers.rs`; this prints what it costs.
+//! printed (`VmHWM`) are the client's alone. The command's rows run the command as the
+//! row's only child and print its peak (`ru_maxrss` of the waited child). The behaviour
+//! is pinned by `tests/hostile_answers.rs` and `core/tests/memory.rs`; this prints what
+//! it costs.
 
 #[path = "support/server.rs"]
 mod support;
@@ -50,30 +53,147 @@ fn main() -> Result<()> {
         );
         return Ok(());
     }
-    let binary = args.get(1).ok_or("usage: hostile SERVER_BINARY")?;
+    if let (Some("--cli-row"), Some(row), Some(url), Some(cli), Some(cache)) = (
+        args.get(1).map(String::as_str),
+        args.get(2),
+        args.get(3),
+        args.get(4),
+        args.get(5),
+    ) {
+        let outcome = cli_row(row, &Server::at(url), cli, cache)?;
+        let took = CLIENT_START
+            .get()
+            .map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
+        println!("{took:.0} ms, {outcome}");
+        return Ok(());
+    }
+    let binary = args
+        .get(1)
+        .ok_or("usage: hostile SERVER_BINARY [CLI_BINARY]")?;
     for (row, what) in ROWS {
         let server = Server::start(binary)?;
         server.publish(APP, "application", r#"{"k":"v"}"#)?;
         let out = Command::new(&args[0])
             .args(["--row", row, &server.url])
             .output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let line = text.lines().last().unwrap_or("").to_string();
-        let result = if out.status.success() {
-            line
-        } else {
-            format!(
-                "FAILED ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            )
-        };
-        println!("{what}: {result}");
+        println!("{what}: {}", last_line(&out));
+    }
+    if let Some(cli) = args.get(2) {
+        // One server and one cache folder for the three: the second `get` and `watch`
+        // find the cache file the first one wrote.
+        let server = Server::start(binary)?;
+        let cache = tempfile::tempdir()?;
+        for (row, what) in CLI_ROWS {
+            let out = Command::new(&args[0])
+                .args(["--cli-row", row, &server.url, cli])
+                .arg(cache.path())
+                .output()?;
+            println!("{what}: {}", last_line(&out));
+        }
     }
     Ok(())
+}
+
+const CLI_ROWS: [(&str, &str); 3] = [
+    (
+        "get",
+        "`apolloconf get KEY`, 1,000,000 small keys (no cache file yet)",
+    ),
+    (
+        "get-cached",
+        "`apolloconf get KEY`, 1,000,000 small keys (cache file present)",
+    ),
+    (
+        "watch",
+        "`apolloconf watch` printing 1,000,000 small keys (cache file present)",
+    ),
+];
+
+/// The last line a row printed, or how it failed.
+fn last_line(out: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or("").to_string();
+    if out.status.success() {
+        line
+    } else {
+        format!(
+            "FAILED ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        )
+    }
+}
+
+/// 1,000,000 entries `"k123456":"6"` as a JSON object (about 15 MB as a /configs body),
+/// written into one buffer (no million small allocations left behind in the heap before
+/// the client starts).
+fn million_keys() -> String {
+    use std::fmt::Write as _;
+    let mut items = String::with_capacity(16_000_000);
+    items.push('{');
+    for i in 0..1_000_000 {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(items, r#"{sep}"k{i}":"{}""#, i % 10);
+    }
+    items.push('}');
+    items
+}
+
+/// Runs the `apolloconf` command once as this process's only child; its peak memory
+/// against the size of the `/configs` body it read.
+fn cli_row(row: &str, a: &Server, cli: &str, cache: &str) -> Result<String> {
+    if row == "get" {
+        a.publish(APP, "application", &million_keys())?;
+    }
+    let body = a.configs_body_len(APP, "application")?;
+    let mut cmd = Command::new(cli);
+    cmd.args([
+        "--config-service",
+        &a.url,
+        "--app-id",
+        APP,
+        "--cache-dir",
+        cache,
+    ])
+    .args(["--timeout", "60"]);
+    client_part();
+    let seen = if row == "watch" {
+        // The header, the namespace's line, then one line per key: then it is stopped.
+        let mut child = cmd
+            .arg("watch")
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let out = child.stdout.take().ok_or("no stdout")?;
+        let lines = std::io::BufRead::lines(std::io::BufReader::new(out))
+            .take(1_000_002)
+            .count();
+        child.kill()?;
+        child.wait()?;
+        format!("{} lines", lines.saturating_sub(2))
+    } else {
+        let out = cmd.args(["get", "k123456"]).output()?;
+        if !out.status.success() {
+            return Err(format!("apolloconf get failed: {}", last_line(&out)).into());
+        }
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let peak_kib = child_peak_rss_kib()?;
+    Ok(format!(
+        "apolloconf peak RSS {:.1} MiB, {:.2}x the {:.1} MB body ({seen})",
+        peak_kib as f64 / 1024.0,
+        (peak_kib * 1024) as f64 / body as f64,
+        body as f64 / 1e6
+    ))
+}
+
+/// The peak resident memory of the largest waited child, in KiB (`ru_maxrss`).
+fn child_peak_rss_kib() -> Result<u64> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN)?;
+    Ok(u64::try_from(usage.max_rss()).unwrap_or(0))
 }
 
 /// When the row's client part started (after its answers were prepared).
@@ -214,12 +334,7 @@ fn run_row(row: &str, a: &Server) -> Result<String> {
         }
         "keys" => {
             // 1,000,000 entries `"k123456":"6",`: a /configs body of about 15 MB.
-            let items: String = (0..1_000_000)
-                .map(|i| format!(r#""k{i}":"{}""#, i % 10))
-                .collect::<Vec<_>>()
-                .join(",");
-            a.publish(APP, "application", &format!("{{{items}}}"))?;
-            drop(items);
+            a.publish(APP, "application", &million_keys())?;
             client_part();
             let before = peak_rss_kib();
             let c = builder(&url, dir.path()).cache(false).build()?;

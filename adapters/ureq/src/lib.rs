@@ -135,7 +135,7 @@ use std::time::Duration;
 
 pub use apolloconf_core::{
     Change, ChangeEvent, ChangeKind, ClientError, ConfigError, Counter, ErrorCause, Event, Format,
-    Interest, Source, Status, Timing, TransportError, TransportErrorKind,
+    Interest, Source, Status, Timing, TransportError, TransportErrorKind, Values,
 };
 use serde::de::DeserializeOwned;
 

@@ -258,10 +258,12 @@ pub fn read_server_properties(path: &Path) -> Result<BTreeMap<String, String>, E
     };
     let text = String::from_utf8_lossy(&bytes);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    apolloconf_core::properties::load(text).map_err(|e| Error::ServerProperties {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    apolloconf_core::properties::load(text)
+        .map(|values| values.to_map())
+        .map_err(|e| Error::ServerProperties {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
 fn clean(v: Option<String>) -> Option<String> {

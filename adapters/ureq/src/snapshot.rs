@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use apolloconf_core::{ClientError, Counter, Format, Source, Status};
+use apolloconf_core::{ClientError, Counter, Format, Source, Status, Values};
 use serde::de::DeserializeOwned;
 
 use crate::bind::{self, BindError};
@@ -31,12 +31,12 @@ impl Namespace {
     }
     /// The configurations as the server sent them: key/value pairs for a properties
     /// namespace, the single key `content` for any other format.
-    pub fn configurations(&self) -> &BTreeMap<String, String> {
+    pub fn configurations(&self) -> &Values {
         self.inner.configurations()
     }
     /// The properties view: for YAML namespaces the document flattened to dotted keys
     /// (`a.b`, `list[0]`) as the Java client does; the configurations otherwise.
-    pub fn properties(&self) -> &BTreeMap<String, String> {
+    pub fn properties(&self) -> &Values {
         self.inner.properties()
     }
     /// A value of the properties view.
@@ -97,11 +97,7 @@ impl Namespace {
             return serde_json::from_str(text)
                 .map_err(|e| BindError::new(format!("{}: {e}", self.name())));
         }
-        bind::from_properties(
-            self.properties()
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        )
+        bind::from_properties(self.properties().iter())
     }
     /// Deserialize the keys under `prefix.` (the prefix and its dot removed) into `T`.
     ///
@@ -112,7 +108,7 @@ impl Namespace {
         bind::from_properties(
             self.properties()
                 .iter()
-                .filter_map(|(k, v)| k.strip_prefix(p.as_str()).map(|rest| (rest, v.as_str()))),
+                .filter_map(|(k, v)| k.strip_prefix(p.as_str()).map(|rest| (rest, v))),
         )
     }
 }
@@ -236,8 +232,8 @@ pub(crate) fn merged_index(namespaces: &[Arc<Namespace>]) -> Option<Arc<MergedIn
     let mut index = MergedIndex::with_capacity(total);
     for ns in namespaces {
         for (key, value) in ns.properties() {
-            if !index.contains_key(key.as_str()) {
-                index.insert(key.as_str().into(), value.as_str().into());
+            if !index.contains_key(key) {
+                index.insert(key.into(), value.into());
             }
         }
     }
@@ -256,6 +252,11 @@ impl Snapshot {
     /// Every key with its merged value ([`apolloconf_core::view::merged`]), sorted by key.
     pub fn merged(&self) -> BTreeMap<&str, &str> {
         apolloconf_core::view::merged(self.namespaces.iter().map(|n| &n.inner))
+    }
+    /// The pairs of [`merged`](Snapshot::merged) in the same order, without building a
+    /// map ([`apolloconf_core::view::merged_iter`]).
+    pub fn merged_iter(&self) -> apolloconf_core::view::MergedIter<'_> {
+        apolloconf_core::view::merged_iter(self.namespaces.iter().map(|n| &n.inner))
     }
     /// A value parsed with [`FromStr`] (merged lookup).
     pub fn get_as<T: FromStr>(&self, key: &str) -> Option<Result<T, T::Err>> {

@@ -43,6 +43,7 @@ use crate::io::{
 use crate::namespace::match_key;
 use crate::protocol::{self, ConfigPayload};
 use crate::time::{Instant, duration_millis};
+use crate::values::Values;
 use discovery::Discovery;
 use fetch::{Fetch, Retry};
 use guard::ReleaseGuard;
@@ -693,19 +694,28 @@ impl Client {
         let values = match body.payload {
             ConfigPayload::Full(m) => m,
             ConfigPayload::Incremental(changes) => {
-                let mut m = self
-                    .slots
-                    .get(i)
-                    .map(|s| s.ns.configurations().clone())
-                    .unwrap_or_default();
-                for c in changes {
-                    if c.delete {
-                        m.remove(&c.key);
-                    } else if let Some(v) = c.new_value {
-                        m.insert(c.key, v);
+                // The last change of a key wins; the held values are copied once with
+                // every change applied.
+                let changes: BTreeMap<&str, Option<&str>> = changes
+                    .iter()
+                    .map(|c| {
+                        let value = if c.delete {
+                            None
+                        } else {
+                            c.new_value.as_deref()
+                        };
+                        (c.key.as_str(), value)
+                    })
+                    .collect();
+                let Some(slot) = self.slots.get(i) else {
+                    return;
+                };
+                match slot.ns.configurations().patched(changes) {
+                    Ok(values) => values,
+                    Err(e) => {
+                        return self.fetch_failed(i, service, ErrorCause::Parse(e.to_string()));
                     }
                 }
-                m
             }
         };
         if let Some(slot) = self.slots.get_mut(i) {
@@ -828,13 +838,7 @@ impl Client {
 
     /// Install new values, emit `Loaded`, `Changed` (when there was something before) and
     /// `PersistCache` (when server values differ from what is on disk).
-    fn apply(
-        &mut self,
-        i: usize,
-        values: BTreeMap<String, String>,
-        release_key: Option<String>,
-        source: Source,
-    ) {
+    fn apply(&mut self, i: usize, values: Values, release_key: Option<String>, source: Source) {
         let (now, wall) = (self.now, self.wall_clock_ms());
         let yaml = self.cfg.yaml_flattener.map(|f| f.0);
         let Some(slot) = self.slots.get_mut(i) else {
@@ -881,9 +885,7 @@ impl Client {
 /// The bytes of a namespace's cache file, as the Java client writes it.
 fn cache_contents(ns: &Namespace, wall_ms: u64) -> Vec<u8> {
     crate::properties::store_ascii(
-        ns.configurations()
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
+        ns.configurations().iter(),
         Some("Persisted by DefaultConfig"),
         &crate::properties::java_date_utc(wall_ms),
     )

@@ -1,6 +1,5 @@
 //! A watched namespace's data: values, the properties view, where they came from.
 
-use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 
@@ -8,6 +7,7 @@ use crate::config::YamlFlattener;
 use crate::event::{Change, Source, diff};
 use crate::namespace::{CONTENT_KEY, Format};
 use crate::time::Instant;
+use crate::values::Values;
 
 /// The state of a namespace's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,10 +42,10 @@ pub struct Namespace {
     format: Format,
     /// Shared, so a host's copy of the namespace (a snapshot for readers) costs a
     /// reference count, not a copy of every value.
-    values: Arc<BTreeMap<String, String>>,
+    values: Arc<Values>,
     /// The flattened document of a YAML namespace; for every other format the properties
     /// view is `values` itself (not a copy: a namespace of a million keys is held once).
-    view: Option<Arc<BTreeMap<String, String>>>,
+    view: Option<Arc<Values>>,
     release_key: Option<String>,
     source: Source,
     pub(crate) status: Status,
@@ -69,7 +69,7 @@ impl Namespace {
         Namespace {
             name: name.to_string(),
             format: Format::of(name),
-            values: Arc::new(BTreeMap::new()),
+            values: Arc::new(Values::new()),
             view: None,
             release_key: None,
             source: Source::None,
@@ -90,24 +90,24 @@ impl Namespace {
     }
     /// The configurations as the server sent them: key/value pairs for a properties
     /// namespace, the single key `content` for any other format.
-    pub fn configurations(&self) -> &BTreeMap<String, String> {
+    pub fn configurations(&self) -> &Values {
         &self.values
     }
     /// The properties view: for YAML the document flattened to dotted keys (`a.b`,
     /// `list[0]`) as the Java client does; the configurations otherwise.
-    pub fn properties(&self) -> &BTreeMap<String, String> {
+    pub fn properties(&self) -> &Values {
         self.view.as_deref().unwrap_or(&self.values)
     }
     /// A value of the properties view.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.properties().get(key).map(String::as_str)
+        self.properties().get(key)
     }
     /// The whole text of a non-properties namespace (`.yaml`, `.json`, `.xml`, `.txt`).
     pub fn content(&self) -> Option<&str> {
         if self.format.is_properties() {
             None
         } else {
-            self.values.get(CONTENT_KEY).map(String::as_str)
+            self.values.get(CONTENT_KEY)
         }
     }
     /// The release key of the values (None when they came from the cache).
@@ -139,7 +139,7 @@ impl Namespace {
     /// properties view are computed only when `want_changes` (an event will carry them).
     pub(crate) fn install(
         &mut self,
-        values: BTreeMap<String, String>,
+        values: Values,
         release_key: Option<String>,
         source: Source,
         now: Instant,
@@ -180,13 +180,13 @@ impl Namespace {
 /// The properties view of a YAML namespace: its `content` flattened by `custom`, else by
 /// the built-in flattener; on an error, the previous view (as the Java client).
 fn flatten_view(
-    values: &BTreeMap<String, String>,
-    previous: &BTreeMap<String, String>,
+    values: &Values,
+    previous: &Values,
     custom: Option<YamlFlattener>,
     error: &mut Option<String>,
-) -> Option<BTreeMap<String, String>> {
+) -> Option<Values> {
     let Some(text) = values.get(CONTENT_KEY) else {
-        return Some(BTreeMap::new());
+        return Some(Values::new());
     };
     let flattened = match custom {
         Some(f) => f(text),
@@ -194,6 +194,7 @@ fn flatten_view(
         // formats.
         None => builtin_flatten(text)?,
     };
+    let flattened = flattened.and_then(|m| Values::try_from(m).map_err(|e| e.to_string()));
     Some(match flattened {
         Ok(m) => m,
         Err(e) => {
@@ -205,11 +206,15 @@ fn flatten_view(
 }
 
 #[cfg(feature = "yaml")]
-fn builtin_flatten(text: &str) -> Option<Result<BTreeMap<String, String>, String>> {
+fn builtin_flatten(
+    text: &str,
+) -> Option<Result<alloc::collections::BTreeMap<String, String>, String>> {
     Some(crate::yaml::flatten(text).map_err(|e| e.to_string()))
 }
 
 #[cfg(not(feature = "yaml"))]
-fn builtin_flatten(_text: &str) -> Option<Result<BTreeMap<String, String>, String>> {
+fn builtin_flatten(
+    _text: &str,
+) -> Option<Result<alloc::collections::BTreeMap<String, String>, String>> {
     None
 }

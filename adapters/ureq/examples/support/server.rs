@@ -105,6 +105,15 @@ impl Server {
         Ok(id)
     }
 
+    /// The length of the `/configs` body of `namespace` (default cluster) now.
+    #[allow(dead_code)]
+    pub fn configs_body_len(&self, app: &str, namespace: &str) -> Result<usize> {
+        let url = format!("{}/configs/{app}/default/{namespace}", self.url);
+        let mut resp = self.agent.get(&url).call()?;
+        let body = resp.body_mut().with_config().limit(1 << 30).read_to_vec()?;
+        Ok(body.len())
+    }
+
     /// The next `times` requests to `endpoint` get exactly `body` (status 200).
     #[allow(dead_code)]
     pub fn answer_with(&self, endpoint: &str, body: &str, times: u32) -> Result<()> {
