@@ -122,7 +122,7 @@ fn record(text: &str, start: u32) -> Option<Record<'_>> {
         key,
         value,
         removed: tagged & 1 == 1,
-        len: value_end - start,
+        len: value_end.saturating_sub(start),
     })
 }
 
