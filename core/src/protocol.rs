@@ -206,15 +206,7 @@ impl<'de> Visitor<'de> for ConfsVisitor {
                 Scalar::TooLarge
             };
             match scalar {
-                Scalar::Text => b.commit(start),
-                // As a parsed map would: the key's earlier value is replaced, then skipped.
-                Scalar::Null => match b.append_removal() {
-                    Ok(()) => b.commit(start),
-                    Err(_) => {
-                        failed.get_or_insert(Confs::TooLarge);
-                        b = ValuesBuilder::new();
-                    }
-                },
+                Scalar::Appended => b.commit(start),
                 Scalar::Bad => {
                     failed = Some(Confs::BadValue);
                     b = ValuesBuilder::new();
@@ -273,9 +265,9 @@ impl<'de> Visitor<'de> for TextSeed<'_> {
 
 /// What one configuration value was.
 enum Scalar {
-    /// Its text was appended.
-    Text,
-    Null,
+    /// Its text was appended (for `null`, a removal of the key: as a parsed map would,
+    /// the key's earlier value is replaced, then skipped).
+    Appended,
     /// An array or an object.
     Bad,
     TooLarge,
@@ -287,10 +279,14 @@ struct ScalarSeed<'a>(&'a mut ValuesBuilder);
 
 impl ScalarSeed<'_> {
     fn text(self, s: &str) -> Scalar {
-        match self.0.append_value(s) {
-            Ok(()) => Scalar::Text,
-            Err(_) => Scalar::TooLarge,
-        }
+        appended(self.0.append_value(s))
+    }
+}
+
+fn appended(r: Result<(), ValuesError>) -> Scalar {
+    match r {
+        Ok(()) => Scalar::Appended,
+        Err(_) => Scalar::TooLarge,
     }
 }
 
@@ -325,7 +321,7 @@ impl<'de> Visitor<'de> for ScalarSeed<'_> {
         })
     }
     fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
-        Ok(Scalar::Null)
+        Ok(appended(self.0.append_removal()))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Scalar, A::Error> {
         while s.next_element::<IgnoredAny>()?.is_some() {}

@@ -351,18 +351,7 @@ impl ValuesBuilder {
     /// # Errors
     /// [`ValuesError::TooLarge`] past 4 GiB of text (nothing is added).
     pub fn push(&mut self, key: &str, value: &str) -> Result<(), ValuesError> {
-        let start = self.mark();
-        let done = self.append_key(key).and_then(|()| self.append_value(value));
-        match done {
-            Ok(()) => {
-                self.commit(start);
-                Ok(())
-            }
-            Err(e) => {
-                self.discard(start);
-                Err(e)
-            }
-        }
+        self.record(key, |b| b.append_value(value))
     }
 
     /// Drop `key` from what was pushed before (a later push adds it again).
@@ -370,8 +359,18 @@ impl ValuesBuilder {
     /// # Errors
     /// [`ValuesError::TooLarge`] past 4 GiB of text.
     pub fn remove(&mut self, key: &str) -> Result<(), ValuesError> {
+        self.record(key, ValuesBuilder::append_removal)
+    }
+
+    /// One whole record: `key`, then what `rest` appends; nothing is left of it on an
+    /// error.
+    fn record(
+        &mut self,
+        key: &str,
+        rest: impl FnOnce(&mut ValuesBuilder) -> Result<(), ValuesError>,
+    ) -> Result<(), ValuesError> {
         let start = self.mark();
-        match self.append_key(key).and_then(|()| self.append_removal()) {
+        match self.append_key(key).and_then(|()| rest(self)) {
             Ok(()) => {
                 self.commit(start);
                 Ok(())

@@ -473,15 +473,7 @@ fn export(c: &Common, output: Option<&Path>) -> Result<(), Fail> {
     // Written as it is produced, through a buffer: a namespace of a million keys is
     // not formatted into memory first.
     match output {
-        None => {
-            let mut out = Out::stdout();
-            let mut w = std::io::BufWriter::with_capacity(64 * 1024, &mut out);
-            // Out remembers a closed pipe itself; nothing else can fail.
-            let _ = output::write_export(ns, c.format, terminal, &mut w);
-            let _ = w.flush();
-            drop(w);
-            out.flush();
-        }
+        None => Out::stdout().buffered(|w| output::write_export(ns, c.format, terminal, w)),
         Some(path) => {
             let cannot =
                 |e: std::io::Error| Fail::usage(format!("cannot write {}: {e}", path.display()));

@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::time::SystemTime;
 
@@ -27,9 +26,7 @@ impl Out {
     }
 
     pub fn raw(&mut self, s: &str) {
-        if !self.broken && self.w.write_all(s.as_bytes()).is_err() {
-            self.broken = true;
-        }
+        self.bytes(s.as_bytes());
     }
 
     pub fn line(&mut self, s: &str) {
@@ -47,6 +44,16 @@ impl Out {
         if !self.broken && self.w.write_all(b).is_err() {
             self.broken = true;
         }
+    }
+
+    /// Writes what `f` writes through a 64 KB buffer (stdout itself makes one system
+    /// call per line), then flushes. A closed pipe is remembered, never an error.
+    pub fn buffered(&mut self, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) {
+        let mut w = std::io::BufWriter::with_capacity(BUFFER, &mut *self);
+        // Writing to `Out` cannot fail (see `impl Write for Out`).
+        let _ = f(&mut w).and_then(|()| w.flush());
+        drop(w);
+        self.flush();
     }
 
     pub fn is_broken(&self) -> bool {
@@ -81,8 +88,7 @@ impl Out {
     where
         I: Iterator<Item = (&'a str, Option<&'a str>)> + Clone,
     {
-        let mut block = Block::new(self);
-        match format {
+        self.buffered(|w| match format {
             Format::Table => {
                 let width = pairs
                     .clone()
@@ -92,42 +98,38 @@ impl Out {
                 for (k, v) in pairs {
                     let k = printable(k);
                     match v {
-                        Some(v) => block.line(format_args!("{k:<width$}  {}", printable(v))),
-                        None => block.line(format_args!("{k:<width$}  (not found)")),
+                        Some(v) => writeln!(w, "{k:<width$}  {}", printable(v))?,
+                        None => writeln!(w, "{k:<width$}  (not found)")?,
                     }
                 }
+                Ok(())
             }
             Format::Json => {
                 let map = PairsJson(pairs);
-                block.text(&escape_unsafe(
-                    serde_json::to_string(&map).unwrap_or_default(),
-                ));
-                block.text("\n");
+                let text = escape_unsafe(serde_json::to_string(&map).unwrap_or_default());
+                writeln!(w, "{text}")
             }
             Format::Properties => {
                 let present = pairs.filter_map(|(k, v)| v.map(|v| (k, v)));
-                block.text(&escape_unsafe(apolloconf_core::properties::store_text(
-                    present,
-                )));
+                let text = escape_unsafe(apolloconf_core::properties::store_text(present));
+                w.write_all(text.as_bytes())
             }
             Format::Env => {
                 for (k, v) in pairs {
                     if let Some(v) = v {
-                        block.line(format_args!("{}", env_line(k, v)));
+                        writeln!(w, "{}", env_line(k, v))?;
                     }
                 }
+                Ok(())
             }
             Format::Yaml => {
                 for (k, v) in pairs {
                     let v = v.map_or(Value::Null, Value::from);
-                    block.line(format_args!(
-                        "{}",
-                        escape_unsafe(format!("{}: {v}", Value::from(k)))
-                    ));
+                    writeln!(w, "{}", escape_unsafe(format!("{}: {v}", Value::from(k))))?;
                 }
+                Ok(())
             }
-        }
-        block.finish();
+        });
     }
 }
 
@@ -156,56 +158,11 @@ where
     }
 }
 
-/// Lines written to [`Out`] a block at a time: neither one system call per line (stdout
-/// is line-buffered) nor the whole text in memory.
-struct Block<'o> {
-    out: &'o mut Out,
-    buf: String,
-}
+/// The buffer [`Out::buffered`] writes through.
+const BUFFER: usize = 64 * 1024;
 
-/// How much text a [`Block`] holds before writing it.
-const BLOCK: usize = 64 * 1024;
-
-impl<'o> Block<'o> {
-    fn new(out: &'o mut Out) -> Block<'o> {
-        Block {
-            out,
-            buf: String::with_capacity(BLOCK),
-        }
-    }
-
-    fn text(&mut self, s: &str) {
-        if s.len() < BLOCK {
-            self.buf.push_str(s);
-            self.spill();
-        } else {
-            // Large text goes out as it is, not through a copy.
-            self.out.raw(&self.buf);
-            self.buf.clear();
-            self.out.raw(s);
-        }
-    }
-
-    fn line(&mut self, args: std::fmt::Arguments<'_>) {
-        let _ = self.buf.write_fmt(args);
-        self.buf.push('\n');
-        self.spill();
-    }
-
-    fn spill(&mut self) {
-        if self.buf.len() >= BLOCK {
-            self.out.raw(&self.buf);
-            self.buf.clear();
-        }
-    }
-
-    fn finish(self) {
-        self.out.raw(&self.buf);
-    }
-}
-
-/// Stdout as a writer for text written in pieces (wrap it in a `BufWriter`: stdout
-/// itself writes each line at once). A closed pipe is remembered, not returned.
+/// Stdout as a writer (through [`Out::buffered`] for text written in pieces). A closed
+/// pipe is remembered, not returned.
 impl Write for Out {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.bytes(buf);
@@ -625,24 +582,20 @@ impl Watch {
                     .map(|k| printable(k).chars().count())
                     .max()
                     .unwrap_or(0);
-                // Written in blocks of lines: a namespace of a million keys is neither
+                // Written through a buffer: a namespace of a million keys is neither
                 // formatted into memory at once nor written one system call per line.
                 self.clear_status();
-                let mut block = Block::new(&mut self.out);
-                for (k, v) in ns.properties() {
-                    block.line(format_args!("  {:<width$}  {}", printable(k), printable(v)));
-                }
-                block.finish();
-                self.out.flush();
+                self.out.buffered(|w| {
+                    for (k, v) in ns.properties() {
+                        writeln!(w, "  {:<width$}  {}", printable(k), printable(v))?;
+                    }
+                    Ok(())
+                });
             }
             f => {
                 self.clear_status();
-                let mut w = std::io::BufWriter::with_capacity(BLOCK, &mut self.out);
-                // Out remembers a closed pipe itself; nothing else can fail.
-                let _ = write_export(ns, f, self.tty, &mut w);
-                let _ = w.flush();
-                drop(w);
-                self.out.flush();
+                let tty = self.tty;
+                self.out.buffered(|w| write_export(ns, f, tty, w));
             }
         }
     }

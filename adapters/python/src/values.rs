@@ -20,10 +20,6 @@ fn opt(v: Option<&str>) -> String {
     v.map_or_else(|| String::from("None"), |s| format!("{s:?}"))
 }
 
-fn pair_list<'py>(py: Python<'py>, values: &apolloconf::Values) -> PyResult<Bound<'py, PyList>> {
-    PyList::new(py, values.iter())
-}
-
 #[pymethods]
 impl Namespace {
     /// The name as configured.
@@ -93,7 +89,7 @@ impl Namespace {
     }
     /// `(key, value)` pairs, sorted by key.
     fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        pair_list(py, self.inner.properties())
+        PyList::new(py, self.inner.properties().iter())
     }
     /// A new `dict` of the properties view.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
