@@ -81,55 +81,66 @@ impl Out {
         self.broken
     }
 
-    /// Print key/value pairs (`None`: missing key) in a format. The pairs are walked
-    /// (twice for the table, to size its column), not collected: a merged view of a
-    /// million keys prints without a copy of it.
+    /// Print key/value pairs (`None`: missing key) in a format (see [`write_pairs`]).
     pub fn pairs<'a, I>(&mut self, format: Format, pairs: I)
     where
         I: Iterator<Item = (&'a str, Option<&'a str>)> + Clone,
     {
-        self.buffered(|w| match format {
-            Format::Table => {
-                let width = pairs
-                    .clone()
-                    .map(|(k, _)| printable(k).chars().count())
-                    .max()
-                    .unwrap_or(0);
-                for (k, v) in pairs {
-                    let k = printable(k);
-                    match v {
-                        Some(v) => writeln!(w, "{k:<width$}  {}", printable(v))?,
-                        None => writeln!(w, "{k:<width$}  (not found)")?,
-                    }
+        self.buffered(|w| write_pairs(w, format, pairs));
+    }
+}
+
+/// Writes key/value pairs (`None`: missing key) in a format, unsafe characters escaped as
+/// the format allows. The pairs are walked (twice for the table, to size its column), not
+/// collected: a merged view of a million keys is written without a copy of it.
+///
+/// # Errors
+/// What writing to `w` fails with.
+pub fn write_pairs<'a, I>(w: &mut dyn Write, format: Format, pairs: I) -> std::io::Result<()>
+where
+    I: Iterator<Item = (&'a str, Option<&'a str>)> + Clone,
+{
+    match format {
+        Format::Table => {
+            let width = pairs
+                .clone()
+                .map(|(k, _)| printable(k).chars().count())
+                .max()
+                .unwrap_or(0);
+            for (k, v) in pairs {
+                let k = printable(k);
+                match v {
+                    Some(v) => writeln!(w, "{k:<width$}  {}", printable(v))?,
+                    None => writeln!(w, "{k:<width$}  (not found)")?,
                 }
-                Ok(())
             }
-            Format::Json => {
-                let map = PairsJson(pairs);
-                let text = escape_unsafe(serde_json::to_string(&map).unwrap_or_default());
-                writeln!(w, "{text}")
-            }
-            Format::Properties => {
-                let present = pairs.filter_map(|(k, v)| v.map(|v| (k, v)));
-                let text = escape_unsafe(apolloconf_core::properties::store_text(present));
-                w.write_all(text.as_bytes())
-            }
-            Format::Env => {
-                for (k, v) in pairs {
-                    if let Some(v) = v {
-                        writeln!(w, "{}", env_line(k, v))?;
-                    }
+            Ok(())
+        }
+        Format::Json => json_line(w, &PairsJson(pairs), false),
+        Format::Properties => {
+            for (k, v) in pairs {
+                if let Some(v) = v {
+                    write_escaped(w, &apolloconf_core::properties::store_text([(k, v)]))?;
                 }
-                Ok(())
             }
-            Format::Yaml => {
-                for (k, v) in pairs {
-                    let v = v.map_or(Value::Null, Value::from);
-                    writeln!(w, "{}", escape_unsafe(format!("{}: {v}", Value::from(k))))?;
+            Ok(())
+        }
+        Format::Env => {
+            for (k, v) in pairs {
+                if let Some(v) = v {
+                    writeln!(w, "{}", env_line(k, v))?;
                 }
-                Ok(())
             }
-        });
+            Ok(())
+        }
+        Format::Yaml => {
+            for (k, v) in pairs {
+                // JSON strings are YAML double-quoted scalars.
+                let v = v.map_or(Value::Null, Value::from);
+                write_escaped(w, &format!("{}: {v}\n", Value::from(k)))?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -220,18 +231,31 @@ pub fn message(s: &str) -> String {
 /// are left alone: the writers already escape those inside values, so a raw one is part
 /// of the layout. Every unsafe character is in the Basic Multilingual Plane (one escape).
 pub fn escape_unsafe(text: String) -> String {
-    if !text.chars().any(|c| c != '\n' && is_unsafe(c)) {
+    if !text.chars().any(must_escape) {
         return text;
     }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c != '\n' && is_unsafe(c) {
-            out.push_str(&format!("\\u{:04X}", u32::from(c)));
-        } else {
-            out.push(c);
+    let mut out = Vec::with_capacity(text.len() + 8);
+    // Writing into a Vec cannot fail.
+    let _ = write_escaped(&mut out, &text);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// What [`escape_unsafe`] escapes: an unsafe character other than a line break.
+fn must_escape(c: char) -> bool {
+    c != '\n' && is_unsafe(c)
+}
+
+/// Writes `s` with its unsafe characters as `\uXXXX` (see [`escape_unsafe`]).
+fn write_escaped(w: &mut dyn Write, s: &str) -> std::io::Result<()> {
+    let mut run = 0;
+    for (i, c) in s.char_indices() {
+        if must_escape(c) {
+            w.write_all(s.get(run..i).unwrap_or_default().as_bytes())?;
+            write!(w, "\\u{:04X}", u32::from(c))?;
+            run = i + c.len_utf8();
         }
     }
-    out
+    w.write_all(s.get(run..).unwrap_or_default().as_bytes())
 }
 
 /// `db.url` → `DB_URL`; other characters become `_`; a leading digit gets a `_` prefix.
@@ -316,36 +340,34 @@ pub fn write_export(
     match format {
         Format::Yaml if fmt.is_yaml() => own(w),
         Format::Json if fmt == apolloconf::Format::Json => own(w),
-        Format::Json => {
-            // The properties view serialises as a JSON object in key order.
-            let mut escaped = EscapeUnsafe::new(&mut *w);
-            serde_json::to_writer_pretty(&mut escaped, ns.properties())?;
-            escaped.finish()?;
-            w.write_all(b"\n")
-        }
-        Format::Yaml => {
-            for (k, v) in ns.properties() {
-                // JSON strings are YAML double-quoted scalars.
-                let line = format!("{}: {}\n", Value::from(k), Value::from(v));
-                w.write_all(escape_unsafe(line).as_bytes())?;
-            }
-            Ok(())
-        }
-        Format::Env => {
-            for (k, v) in ns.properties() {
-                w.write_all(env_line(k, v).as_bytes())?;
-                w.write_all(b"\n")?;
-            }
-            Ok(())
-        }
-        Format::Properties | Format::Table => {
-            for pair in ns.properties() {
-                let line = apolloconf_core::properties::store_text([pair]);
-                w.write_all(escape_unsafe(line).as_bytes())?;
-            }
-            Ok(())
-        }
+        // The properties view serialises as a JSON object in key order.
+        Format::Json => json_line(w, ns.properties(), true),
+        // The table of a whole namespace is its properties text.
+        Format::Table => write_pairs(w, Format::Properties, present(ns)),
+        f => write_pairs(w, f, present(ns)),
     }
+}
+
+/// `value` as JSON (`pretty`: indented) with its unsafe characters escaped, then a line
+/// break; written as it is serialised.
+fn json_line(w: &mut dyn Write, value: &impl Serialize, pretty: bool) -> std::io::Result<()> {
+    // serde_json writes in small pieces: they are gathered before they are scanned.
+    let mut escaped = std::io::BufWriter::with_capacity(BUFFER, EscapeUnsafe::new(&mut *w));
+    if pretty {
+        serde_json::to_writer_pretty(&mut escaped, value)?;
+    } else {
+        serde_json::to_writer(&mut escaped, value)?;
+    }
+    escaped
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?
+        .finish()?;
+    w.write_all(b"\n")
+}
+
+/// A namespace's properties view as pairs for [`write_pairs`].
+fn present(ns: &Namespace) -> impl Iterator<Item = (&str, Option<&str>)> + Clone + '_ {
+    ns.properties().iter().map(|(k, v)| (k, Some(v)))
 }
 
 /// A writer that passes UTF-8 text on with its unsafe characters written as `\uXXXX`,
@@ -374,25 +396,22 @@ impl<W: std::io::Write> EscapeUnsafe<W> {
     }
 
     fn text(&mut self, s: &str) -> std::io::Result<()> {
-        let mut run = 0;
-        for (i, c) in s.char_indices() {
-            if c != '\n' && is_unsafe(c) {
-                self.inner
-                    .write_all(s.get(run..i).unwrap_or_default().as_bytes())?;
-                write!(self.inner, "\\u{:04X}", u32::from(c))?;
-                run = i + c.len_utf8();
-            }
-        }
-        self.inner
-            .write_all(s.get(run..).unwrap_or_default().as_bytes())
+        write_escaped(&mut self.inner, s)
     }
 }
 
 impl<W: std::io::Write> std::io::Write for EscapeUnsafe<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut bytes = std::mem::take(&mut self.pending);
-        bytes.extend_from_slice(buf);
-        let mut rest: &[u8] = &bytes;
+        // Joined only when a character was left incomplete by the previous write.
+        let joined;
+        let mut rest: &[u8] = if self.pending.is_empty() {
+            buf
+        } else {
+            let mut bytes = std::mem::take(&mut self.pending);
+            bytes.extend_from_slice(buf);
+            joined = bytes;
+            &joined
+        };
         while !rest.is_empty() {
             match std::str::from_utf8(rest) {
                 Ok(s) => {
