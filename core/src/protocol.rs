@@ -29,8 +29,8 @@ pub(crate) enum ConfigPayload {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct IncrementalChange {
     pub key: String,
-    pub new_value: Option<String>,
-    pub delete: bool,
+    /// The key's new value; None: the key is deleted.
+    pub value: Option<String>,
 }
 
 /// Gson turns numbers and booleans into strings when the target is a `String`.
@@ -94,21 +94,17 @@ pub(crate) fn parse_config(body: &[u8]) -> Result<ConfigBody, String> {
             .map(str::trim)
             .ok_or("change without configurationChangeType")?;
         let new_value = item.get("newValue").and_then(scalar_string);
-        let delete = if kind.eq_ignore_ascii_case("DELETED") {
-            true
+        let value = if kind.eq_ignore_ascii_case("DELETED") {
+            None
         } else if kind.eq_ignore_ascii_case("ADDED") || kind.eq_ignore_ascii_case("MODIFIED") {
             if new_value.is_none() {
                 return Err(alloc::format!("{kind} change of {key:?} without newValue"));
             }
-            false
+            new_value
         } else {
             return Err(alloc::format!("unknown change type {kind:?}"));
         };
-        changes.push(IncrementalChange {
-            key,
-            new_value,
-            delete,
-        });
+        changes.push(IncrementalChange { key, value });
     }
     Ok(ConfigBody {
         release_key,
@@ -401,18 +397,15 @@ pub(crate) fn parse_services(body: &[u8]) -> Result<Vec<String>, String> {
 /// The kept URLs of a service list (see [`parse_services`]).
 struct ServiceList(Vec<String>);
 
-impl<'de> serde::Deserialize<'de> for ServiceList {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+impl<'de> Deserialize<'de> for ServiceList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
+        impl<'de> Visitor<'de> for V {
             type Value = ServiceList;
-            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON array of services")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut s: A,
-            ) -> Result<ServiceList, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<ServiceList, A::Error> {
                 let mut out: Vec<String> = Vec::new();
                 let mut seen: alloc::collections::BTreeSet<String> =
                     alloc::collections::BTreeSet::new();
@@ -433,7 +426,7 @@ impl<'de> serde::Deserialize<'de> for ServiceList {
                     }
                 }
                 // The rest is checked to be JSON but not kept.
-                while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                while s.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(ServiceList(out))
             }
         }
@@ -504,7 +497,8 @@ mod tests {
             panic!()
         };
         assert_eq!(ch.len(), 3);
-        assert!(ch[1].delete);
+        assert_eq!(ch[0].value.as_deref(), Some("1"));
+        assert_eq!(ch[1].value, None);
         assert!(parse_config(br#"{"releaseKey":"k","configSyncType":"Weird"}"#).is_err());
         assert!(parse_config(br#"{"releaseKey":"k","configSyncType":"IncrementalSync","configurationChanges":[{"key":"a","configurationChangeType":"X"}]}"#).is_err());
     }

@@ -698,14 +698,7 @@ impl Client {
                 // every change applied.
                 let changes: BTreeMap<&str, Option<&str>> = changes
                     .iter()
-                    .map(|c| {
-                        let value = if c.delete {
-                            None
-                        } else {
-                            c.new_value.as_deref()
-                        };
-                        (c.key.as_str(), value)
-                    })
+                    .map(|c| (c.key.as_str(), c.value.as_deref()))
                     .collect();
                 let Some(slot) = self.slots.get(i) else {
                     return;
