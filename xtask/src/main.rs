@@ -114,7 +114,7 @@ fn bench() -> ExitCode {
         release_example("apolloconf-testserver", "scale")
     });
     r.step(
-        "test server: admin publish of 10,000 to 100,000 keys",
+        "test server: admin publish of 10,000 to 100,000 keys; directory mode with 100,000 and 1,000,000",
         || release_example("apolloconf-testserver", "publish"),
     );
     r.step(

@@ -1,13 +1,15 @@
 //! Serving a directory of configuration files: `{appId}/{cluster}/{namespace}.{ext}`, plus
 //! `{appId}/public.txt` listing the namespaces the app owns publicly. Polled every ~200 ms;
-//! a changed file publishes a new release.
+//! a changed file publishes a new release. A file is read again only when its length,
+//! modification time or inode changed, or was modified in the last two seconds: an
+//! unchanged directory costs a `stat` per file, whatever the files hold.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::state::{valid_app_id, valid_name};
 use crate::store::Store;
@@ -20,6 +22,40 @@ pub(crate) struct DirWatcher {
     dir: PathBuf,
     store: Store,
     published: HashMap<Key, Vec<(String, String)>>,
+    /// Each file as it was when its items were last published (or found published).
+    seen: HashMap<PathBuf, Stamp>,
+}
+
+/// What `stat` says of a file: when it is the same as at the last read, the file holds
+/// what it held then (unless written within [`SETTLE`] of it, see there).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: SystemTime,
+    inode: u64,
+}
+
+/// A file modified this recently is read at every scan even if its stamp did not change:
+/// where the file system keeps coarse times, two writes in a row can show the same one.
+const SETTLE: Duration = Duration::from_secs(2);
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        let m = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&m);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(Stamp {
+            len: m.len(),
+            modified: m.modified().ok()?,
+            inode,
+        })
+    }
+
+    fn settled(&self) -> bool {
+        self.modified.elapsed().is_ok_and(|age| age >= SETTLE)
+    }
 }
 
 struct FileEntry {
@@ -48,12 +84,13 @@ impl DirWatcher {
             dir,
             store,
             published: HashMap::new(),
+            seen: HashMap::new(),
         }
     }
 
     /// One scan: creates public namespaces, then publishes every file whose items changed.
     pub(crate) fn scan(&mut self) {
-        let mut files: Vec<FileEntry> = Vec::new();
+        let mut files: Vec<(PathBuf, Option<Stamp>, FileEntry)> = Vec::new();
         for app_dir in read_dir_sorted(&self.dir) {
             if !app_dir.is_dir() {
                 continue;
@@ -87,15 +124,26 @@ impl DirWatcher {
                     continue;
                 };
                 for f in read_dir_sorted(&cluster_dir) {
+                    // Taken before the read: a write during it shows at the next scan.
+                    let stamp = Stamp::of(&f);
+                    if stamp.is_some_and(|s| s.settled() && self.seen.get(&f) == Some(&s)) {
+                        continue;
+                    }
                     if let Some(entry) = load_file(&app, &cluster, &f) {
-                        files.push(entry);
+                        files.push((f, stamp, entry));
                     }
                 }
             }
         }
-        for f in files {
+        for (path, stamp, f) in files {
             let key = (f.app.clone(), f.cluster.clone(), f.ns.clone());
+            let remember = |seen: &mut HashMap<PathBuf, Stamp>| {
+                if let Some(s) = stamp {
+                    seen.insert(path.clone(), s);
+                }
+            };
             if self.published.get(&key) == Some(&f.items) {
+                remember(&mut self.seen);
                 continue;
             }
             if !self.published.contains_key(&key) {
@@ -108,6 +156,7 @@ impl DirWatcher {
                 drop(d);
                 if same {
                     self.published.insert(key, f.items);
+                    remember(&mut self.seen);
                     continue;
                 }
             }
@@ -125,6 +174,7 @@ impl DirWatcher {
                         r.message_id
                     );
                     self.published.insert(key, f.items);
+                    remember(&mut self.seen);
                 }
                 Err(e) => log::warn!("could not publish {}/{}/{}: {e}", f.app, f.cluster, f.ns),
             }

@@ -207,6 +207,51 @@ fn library_watch_dir_loads_before_start_returns() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An unchanged file is not read again, but a file with the same length, time and inode
+/// as at its last read is, while that time is recent: two writes in one tick of a coarse
+/// clock look alike. Here its time is in the future (a clock set back), recent for the
+/// whole test, and the second write keeps it.
+#[test]
+fn watch_dir_reads_a_recent_file_again_whatever_its_stamp() {
+    use std::io::Write as _;
+    let dir = tmp("stamp");
+    let path = dir.join("App/default/application.properties");
+    write(&path, "k=1\n");
+    let future = std::time::SystemTime::now() + Duration::from_secs(600);
+    let set_time = |f: &std::fs::File| f.set_modified(future).expect("set time");
+    set_time(
+        &std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open"),
+    );
+    let s = TestServer::builder()
+        .watch_dir(&dir)
+        .start()
+        .expect("start");
+    let json = "/configfiles/json/App/default/application";
+    assert_eq!(get(&s, json).text(), "{\"k\":\"1\"}");
+    // A few scans see it as it is.
+    std::thread::sleep(Duration::from_millis(600));
+    let mut f = std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    f.write_all(b"k=2\n").expect("rewrite in place");
+    set_time(&f);
+    drop(f);
+    let t = Instant::now();
+    while get(&s, json).text() != "{\"k\":\"2\"}" {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the rewrite was not seen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn dir_with_data_file_does_not_republish_on_restart() {
     let dir = tmp("dirdata");
