@@ -1,6 +1,10 @@
 //! Checks of the scenario files that need no server and no subject: every file follows the
 //! runner's typed schema, mistakes in a file are errors that name the file and the step,
-//! and `lifecycle/every-timing-knob` sets exactly the knobs the core knows.
+//! and `lifecycle/every-timing-knob` sets exactly the knobs the core knows. The runner's
+//! marks are unit-tested here too (`runner/mark.rs`).
+
+#[path = "runner/mark.rs"]
+mod mark;
 
 #[path = "runner/scenario.rs"]
 #[allow(dead_code)]
@@ -8,6 +12,8 @@ mod scenario;
 
 use std::path::{Path, PathBuf};
 
+use apolloconf_testserver::RecordedRequest;
+use mark::Mark;
 use scenario::{Step, load_all, load_file, parse_step};
 use serde_json::{Value, json};
 
@@ -173,5 +179,44 @@ fn file_errors_name_the_file_and_the_step() {
         bad[field] = value;
         let p = write("top", bad);
         assert!(load_file(&p, "x/ok").is_err(), "{field} accepted");
+    }
+}
+
+/// A request of a mark's log at `time_ms`.
+fn at(time_ms: u64, path: &str) -> RecordedRequest {
+    RecordedRequest {
+        method: "GET".into(),
+        path: path.into(),
+        headers: Vec::new(),
+        time_ms,
+        endpoint: "configs".into(),
+    }
+}
+
+/// A request that arrived in the mark's own millisecond but before the mark is not
+/// counted after it (counting by time alone did: a scenario expecting at most one
+/// `/configs` after its mark saw the load that came just before it).
+#[test]
+fn requests_of_the_marks_own_millisecond_count_by_whether_they_were_seen() {
+    let earlier = vec![at(99, "a"), at(100, "b")];
+    let mark = Mark::new(100, [earlier.clone(), Vec::new()]);
+    let mut log = earlier;
+    log.extend([at(100, "c"), at(101, "d")]);
+    let after: Vec<&str> = mark
+        .requests_after(0, &log)
+        .iter()
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(after, ["c", "d"]);
+    // Another instance had nothing at the mark: all of its mark-millisecond requests
+    // came after it; an instance the mark did not know counts the same way.
+    let other = vec![at(100, "x"), at(99, "y")];
+    for on in [1, 7] {
+        let after: Vec<&str> = mark
+            .requests_after(on, &other)
+            .iter()
+            .map(|r| r.path.as_str())
+            .collect();
+        assert_eq!(after, ["x"]);
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use apolloconf_testserver::RecordedRequest;
 use serde_json::{Value, json};
 
+use super::mark::Mark;
 use super::scenario::{
     CacheFileWant, ChangeWant, Count, ErrorCode, ErrorsWant, EventsWant, Expect, HeaderWant,
     NamespaceWant, ParamWant, Raw, RequestsWant, ScenarioFile, Step, parse_step,
@@ -42,7 +43,7 @@ pub type Outcome = Result<Vec<String>, String>;
 struct Run {
     servers: Servers,
     vars: HashMap<String, String>,
-    marks: HashMap<String, u64>,
+    marks: HashMap<String, Mark>,
     subject: Option<Subject>,
     cursor: usize,
     client: Value,
@@ -292,7 +293,8 @@ impl Run {
                 Ok(())
             }
             Step::Mark { name } => {
-                self.marks.insert(name, epoch_ms());
+                let mark = self.mark();
+                self.marks.insert(name, mark);
                 Ok(())
             }
             Step::ClearEvents {} => {
@@ -807,27 +809,40 @@ impl Run {
         }
     }
 
+    fn mark(&self) -> Mark {
+        let ms = epoch_ms();
+        let logs = (0..self.servers.insts.len()).map(|i| {
+            self.servers
+                .admin(i)
+                .map(|a| a.requests())
+                .unwrap_or_default()
+        });
+        Mark::new(ms, logs)
+    }
+
     fn check_requests(&mut self, m: &Raw<RequestsWant>) -> Result<(), Why> {
         let (raw, m) = (&m.json, &m.val);
         let on = m.on;
         let since = match &m.since_mark {
             Some(name) => Some(
-                *self
-                    .marks
+                self.marks
                     .get(name)
                     .ok_or_else(|| Fatal(format!("no mark {name:?}")))?,
             ),
             None => None,
         };
         let log = self.servers.admin(on).map_err(Fatal)?.requests();
-        let hits: Vec<&RecordedRequest> = log
-            .iter()
+        let since_mark = match since {
+            Some(mark) => mark.requests_after(on, &log),
+            None => log.iter().collect(),
+        };
+        let hits: Vec<&RecordedRequest> = since_mark
+            .into_iter()
             .filter(|r| match &m.method {
                 // Preflights are the browser's, not the client's: counted only on demand.
                 None => r.method != "OPTIONS",
                 Some(method) => r.method.eq_ignore_ascii_case(method),
             })
-            .filter(|r| since.is_none_or(|t| r.time_ms >= t))
             .filter(|r| request_matches(r, m))
             .collect();
         let n = hits.len() as u64;
